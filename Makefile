@@ -1,0 +1,51 @@
+# turnio-ingest — every target works on a fresh Debian 12 machine (root, no systemd).
+# `make services` starts PostgreSQL and RabbitMQ unless DATABASE_URL and AMQP_URL are set;
+# the targets that need them read the URLs it prints.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SERVICE_ENV = eval "$$(bash scripts/services.sh)"
+
+.PHONY: install services migrate test test-fast demo bench lint format lock clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+services:
+	@bash scripts/services.sh
+
+migrate: install
+	@$(SERVICE_ENV); $(PY) -m shared.migrate
+
+test: install
+	@$(SERVICE_ENV); $(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	@$(SERVICE_ENV); $(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+demo: install
+	@$(SERVICE_ENV); $(PY) -m scripts.demo
+
+bench: install
+	@$(SERVICE_ENV); $(PY) -m benchmarks
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+lock: install
+	$(VENV)/bin/pip-compile -q --extra dev --strip-extras --no-emit-index-url -o requirements.lock pyproject.toml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

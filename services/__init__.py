@@ -1,0 +1,1 @@
+"""The turnio-ingest services, each runnable as `python -m services.<name>`."""

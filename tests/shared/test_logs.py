@@ -1,0 +1,26 @@
+import logging
+
+import orjson
+
+from shared.logs import JsonFormatter
+
+
+def _record(msg, *args, **extra):
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, msg, args, None)
+    for key, value in extra.items():
+        setattr(record, key, value)
+    return record
+
+
+def test_lines_are_json_with_extras():
+    line = orjson.loads(JsonFormatter().format(_record("hello %s", "world", queue="q1")))
+    assert line["msg"] == "hello world"
+    assert line["queue"] == "q1"
+    assert line["level"] == "INFO"
+
+
+def test_secrets_are_scrubbed_wherever_they_appear():
+    formatter = JsonFormatter(secrets=["s3cr3t-token", "s3cr3t-token-longer"])
+    text = formatter.format(_record("token s3cr3t-token-longer", url="x://u:s3cr3t-token@h"))
+    assert "s3cr3t" not in text
+    assert text.count("***") == 2
