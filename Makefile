@@ -30,7 +30,7 @@ test-fast: install
 	@$(SERVICE_ENV); $(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
 
 demo: install
-	@$(SERVICE_ENV); $(PY) -m scripts.demo
+	@$(SERVICE_ENV); $(PY) -m demo
 
 bench: install
 	@$(SERVICE_ENV); $(PY) -m benchmarks

@@ -1,0 +1,59 @@
+"""Run every benchmark in one process, print the figures, write docs/benchmarks.md.
+
+Each benchmark module exposes `run() -> str`: it measures, prints as it goes, and returns a
+Markdown section with its figures beside its baseline's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+MODULES = ["benchmarks.gateway", "benchmarks.writer", "benchmarks.puller"]
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return f"{cpu}, {cores} cores, Python {platform.python_version()}, {platform.platform()}"
+
+
+def main() -> None:
+    only = sys.argv[1:]
+    sections = []
+    for name in MODULES:
+        if only and name.rsplit(".", 1)[1] not in only:
+            continue
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError:
+            print(f"(skipping {name}: not written yet)")
+            continue
+        print(f"== {name}", flush=True)
+        sections.append(module.run())
+    header = (
+        "# Benchmarks\n\n"
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `make bench` "
+        f"on {machine()}.\n"
+        "Every figure is beside a baseline measured in the same run on the same machine; "
+        "compare ratios, not absolute numbers, across machines.\n"
+    )
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(header + "\n" + "\n\n".join(sections) + "\n")
+    print(f"written {DOC}")
+
+
+if __name__ == "__main__":
+    main()
