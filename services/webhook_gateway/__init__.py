@@ -1,0 +1,1 @@
+"""The webhook gateway: verify Turn's signature, publish the raw body with a confirm, answer."""

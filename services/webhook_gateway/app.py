@@ -1,0 +1,228 @@
+"""Wiring: the Starlette app, its publisher's lifecycle, and how uvicorn serves it.
+
+POST /webhooks/turn is a plain ASGI endpoint rather than a Request/Response function: it is
+the only hot path, and reading the body and a handful of headers straight from the ASGI
+messages spares a Request, a Headers mapping and a Response object per webhook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from services.webhook_gateway import metrics
+from services.webhook_gateway.settings import GatewaySettings
+from services.webhook_gateway.signature import SignatureVerifier
+from shared.broker import (
+    H_BUSINESS_NUMBER,
+    H_DELIVERY_ID,
+    H_RECEIVED_AT,
+    H_SOURCE,
+    H_SUBSCRIPTION,
+    H_WHATSAPP_ID,
+    Publisher,
+    Topology,
+    new_delivery_id,
+    utc_now_iso,
+    webhook_route,
+)
+from shared.errors import RetryableError
+from shared.probes import probe_routes
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/webhooks/turn"
+# Turn headers passed on as they came, under their own (lower-case) names.
+H_TURN_EVENT = "x-turn-event"
+H_TURN_FALLBACK_CHANNEL = "x-turn-fallback-channel"
+
+_TEXT = (b"content-type", b"text/plain; charset=utf-8")
+
+
+class WebhookEndpoint:
+    """Raw body in, signature checked, raw body published with a confirm, then the answer."""
+
+    def __init__(self, settings: GatewaySettings, publisher: Publisher) -> None:
+        self._verifier = SignatureVerifier(settings.webhook_secrets)
+        self._publisher = publisher
+        self._limit = settings.max_body_bytes
+        self._business_number = settings.common.business_number_id
+        self._retry_after = (b"retry-after", str(settings.retry_after_seconds).encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received_at = utc_now_iso()
+        signature = subscription = whatsapp_id = turn_event = fallback = None
+        declared_length: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"x-turn-hook-signature":
+                signature = value
+            elif name == b"content-length":
+                declared_length = value
+            elif name == b"x-turn-hook-subscription":
+                subscription = value
+            elif name == b"x-whatsapp-id":
+                whatsapp_id = value
+            elif name == b"x-turn-event":
+                turn_event = value
+            elif name == b"x-turn-fallback-channel":
+                fallback = value
+
+        # Refuse an announced oversize body before reading a byte of it.
+        announced = int(declared_length) if declared_length and declared_length.isdigit() else 0
+        if announced > self._limit:
+            await self._too_large(send, announced)
+            return
+
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away; there is nobody to answer
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self._limit:  # chunked, or a Content-Length that lied
+                    await self._too_large(send, size)
+                    return
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)  # no copy when the body came in one piece
+
+        reason = self._verifier.failure(body, signature)
+        if reason is not None:
+            metrics.UNAUTHORIZED.inc()
+            metrics.SIGNATURE_FAILURE[reason].inc()
+            log.warning(
+                "webhook refused: signature %s",
+                reason,
+                extra={
+                    "reason": reason,
+                    "subscription": _text(subscription),
+                    "body_bytes": size,
+                    "client": _client(scope),
+                },
+            )
+            await _answer(send, 401, b"invalid signature\n")
+            return
+
+        metrics.BODY_BYTES.observe(size)
+        delivery_id = new_delivery_id()
+        subscription_name = _text(subscription) or ""
+        headers: dict[str, Any] = {
+            H_SOURCE: "webhook",
+            H_SUBSCRIPTION: subscription_name,
+            H_RECEIVED_AT: received_at,
+            H_DELIVERY_ID: delivery_id,
+            H_BUSINESS_NUMBER: self._business_number,
+        }
+        if whatsapp_id is not None:
+            headers[H_WHATSAPP_ID] = _text(whatsapp_id)
+        if turn_event is not None:
+            headers[H_TURN_EVENT] = _text(turn_event)
+        if fallback is not None:
+            headers[H_TURN_FALLBACK_CHANNEL] = _text(fallback)
+
+        started = time.perf_counter()
+        try:
+            await self._publisher.publish(
+                body, webhook_route(subscription_name), headers, message_id=delivery_id
+            )
+        except RetryableError as exc:
+            metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+            metrics.UNAVAILABLE.inc()
+            log.warning(
+                "webhook not accepted: %s",
+                exc,
+                extra={"delivery_id": delivery_id, "subscription": subscription_name},
+            )
+            await _answer(send, 503, b"broker unavailable, retry later\n", self._retry_after)
+            return
+        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        await _answer(send, 200, b"")
+        metrics.ACCEPTED.inc()
+
+    async def _too_large(self, send: Send, size: int) -> None:
+        metrics.TOO_LARGE.inc()
+        log.warning("webhook refused: body too large", extra={"body_bytes": size})
+        await _answer(send, 413, b"body too large\n")
+
+
+async def _answer(send: Send, status: int, body: bytes, *extra: tuple[bytes, bytes]) -> None:
+    headers = [(b"content-length", str(len(body)).encode()), *extra]
+    if body:
+        headers.append(_TEXT)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _text(value: bytes | None) -> str | None:
+    # HTTP header bytes are latin-1 by definition; this never fails.
+    return None if value is None else value.decode("latin-1")
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else None
+
+
+def create_app(settings: GatewaySettings) -> Starlette:
+    publisher = Publisher(
+        settings.common.amqp_url,
+        Topology(prefix=settings.common.queue_prefix),
+        confirm_timeout=settings.publish_confirm_timeout,
+        name="webhook-gateway",
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # Connecting happens in the background: the gateway serves /health at once and
+        # says not-ready (and answers webhooks 503) until the broker is there.
+        await publisher.start()
+        log.info("webhook gateway started", extra={"settings": repr(settings)})
+        try:
+            yield
+        finally:
+            await publisher.close()
+            log.info("webhook gateway stopped")
+
+    routes = [
+        Route(WEBHOOK_PATH, WebhookEndpoint(settings, publisher), methods=["POST"]),
+        *probe_routes(lambda: {"broker": publisher.connected}),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.publisher = publisher
+    return app
+
+
+def server_options(host: str, port: int, graceful_seconds: float) -> dict[str, Any]:
+    """How uvicorn serves the gateway (also used for the benchmark's ceiling app)."""
+    return {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "log_config": None,  # keep our JSON lines
+        "access_log": False,
+        "server_header": False,
+        # On SIGTERM uvicorn stops accepting, lets in-flight webhooks finish their publish for
+        # up to this long, then runs the lifespan shutdown (closing the publisher).
+        "timeout_graceful_shutdown": graceful_seconds,
+    }
+
+
+def run(settings: GatewaySettings) -> None:
+    uvicorn.run(
+        create_app(settings),
+        **server_options(settings.host, settings.port, settings.graceful_shutdown_seconds),
+    )
