@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.webhook_gateway import metrics
 from services.webhook_gateway.settings import GatewaySettings
@@ -221,8 +222,33 @@ def server_options(host: str, port: int, graceful_seconds: float) -> dict[str, A
     }
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, minus re-raising SIGTERM after the graceful shutdown it triggered.
+
+    uvicorn re-raises the signal once it has shut down, so the process would die of SIGTERM
+    (exit -15) even though every in-flight webhook was answered and the publisher closed. A
+    shutdown that finished cleanly exits 0.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def serve(app: ASGIApp, options: dict[str, Any]) -> None:
+    """Serve until SIGTERM/SIGINT; exit non-zero if the server could not start."""
+    server = _Server(uvicorn.Config(app, **options))
+    server.run()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's STARTUP_FAILURE, e.g. the port is taken
+
+
 def run(settings: GatewaySettings) -> None:
-    uvicorn.run(
-        create_app(settings),
-        **server_options(settings.host, settings.port, settings.graceful_shutdown_seconds),
-    )
+    options = server_options(settings.host, settings.port, settings.graceful_shutdown_seconds)
+    serve(create_app(settings), options)
