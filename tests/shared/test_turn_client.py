@@ -33,7 +33,13 @@ def test_timestamps_are_strict_iso_with_z():
 
 def test_every_falsy_paging_is_the_end():
     assert next_cursor({"data": [], "paging": {"next": "abc"}}) == "abc"
-    for body in ({"data": []}, {"paging": None}, {"paging": {}}, {"paging": {"next": None}}):
+    ends: list[object] = [
+        {"data": []},
+        {"paging": None},
+        {"paging": {}},
+        {"paging": {"next": None}},
+    ]
+    for body in ends:
         assert next_cursor(body) is None
     assert next_cursor({"links": {"next": "x"}}) == "x"
 
