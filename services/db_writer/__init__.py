@@ -1,0 +1,1 @@
+"""The writer: broker -> PostgreSQL in batches, idempotently, with a dead-letter queue."""
