@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from turnsim.app import create_app
 from turnsim.simulator import Simulator
@@ -37,12 +38,21 @@ def running(
     sim: Simulator, port: int | None = None, *, host: str = "127.0.0.1", timeout: float = 10.0
 ) -> Iterator[str]:
     """Serve `sim` on host:port (a free port when None); yields the base URL."""
+    with serving(create_app(sim), port, host=host, timeout=timeout) as url:
+        yield url
+
+
+@contextmanager
+def serving(
+    app: ASGIApp, port: int | None = None, *, host: str = "127.0.0.1", timeout: float = 10.0
+) -> Iterator[str]:
+    """Serve any ASGI app from a background thread (also used for test webhook receivers)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Binding here, not in uvicorn, gives the free port before the thread starts: no race.
     sock.bind((host, port or 0))
     bound = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(sim), log_level="warning", lifespan="off", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
     server = _Server(config)
     thread = threading.Thread(
         target=server.serve_in_thread, args=([sock],), name=f"turnsim:{bound}", daemon=True
@@ -50,7 +60,7 @@ def running(
     thread.start()
     try:
         if not server.listening.wait(timeout) or not server.started:
-            raise RuntimeError(f"the simulator did not start on {host}:{bound}")
+            raise RuntimeError(f"the server did not start on {host}:{bound}")
         yield f"http://{host}:{bound}"
     finally:
         server.should_exit = True
