@@ -8,7 +8,9 @@ messages spares a Request, a Headers mapping and a Response object per webhook.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import secrets
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -31,7 +33,6 @@ from shared.broker import (
     H_WHATSAPP_ID,
     Publisher,
     Topology,
-    new_delivery_id,
     utc_now_iso,
     webhook_route,
 )
@@ -48,11 +49,24 @@ H_TURN_FALLBACK_CHANNEL = "x-turn-fallback-channel"
 _TEXT = (b"content-type", b"text/plain; charset=utf-8")
 
 
+class DeliveryIds:
+    """Unique ids without a getrandom() syscall per request: a random per-process prefix and
+    a counter. Two processes share a prefix with probability 2**-64."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
 class WebhookEndpoint:
     """Raw body in, signature checked, raw body published with a confirm, then the answer."""
 
     def __init__(self, settings: GatewaySettings, publisher: Publisher) -> None:
         self._verifier = SignatureVerifier(settings.webhook_secrets)
+        self._ids = DeliveryIds()
         self._publisher = publisher
         self._limit = settings.max_body_bytes
         self._business_number = settings.common.business_number_id
@@ -117,7 +131,7 @@ class WebhookEndpoint:
             return
 
         metrics.BODY_BYTES.observe(size)
-        delivery_id = new_delivery_id()
+        delivery_id = self._ids.next()
         subscription_name = _text(subscription) or ""
         headers: dict[str, Any] = {
             H_SOURCE: "webhook",
@@ -176,6 +190,26 @@ def _client(scope: Scope) -> str | None:
     return f"{client[0]}:{client[1]}" if client else None
 
 
+class Gateway(Starlette):
+    """Starlette, with the webhook path dispatched straight to its endpoint.
+
+    Every other route goes through Starlette's middleware and router as usual; the webhook,
+    which is nearly all the traffic, skips the two exception middlewares and the route scan.
+    Its endpoint answers every outcome itself, and an unexpected exception still reaches
+    uvicorn, which logs it and answers 500.
+    """
+
+    def __init__(self, webhook: WebhookEndpoint, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.webhook = webhook
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH and scope["method"] == "POST":
+            await self.webhook(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: GatewaySettings) -> Starlette:
     publisher = Publisher(
         settings.common.amqp_url,
@@ -196,11 +230,13 @@ def create_app(settings: GatewaySettings) -> Starlette:
             await publisher.close()
             log.info("webhook gateway stopped")
 
+    webhook = WebhookEndpoint(settings, publisher)
     routes = [
-        Route(WEBHOOK_PATH, WebhookEndpoint(settings, publisher), methods=["POST"]),
+        # Reached only by other methods (405): Gateway.__call__ takes the POSTs first.
+        Route(WEBHOOK_PATH, webhook, methods=["POST"]),
         *probe_routes(lambda: {"broker": publisher.connected}),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Gateway(webhook, routes=routes, lifespan=lifespan)
     app.state.publisher = publisher
     return app
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from services.webhook_gateway.app import WEBHOOK_PATH, create_app
+from services.webhook_gateway.app import WEBHOOK_PATH, DeliveryIds, create_app
 from services.webhook_gateway.signature import sign
 from shared.broker import (
     H_BUSINESS_NUMBER,
@@ -245,3 +245,10 @@ async def test_many_concurrent_webhooks_all_land(client: httpx.AsyncClient, amqp
     statuses = await asyncio.gather(*(post(b) for b in bodies))
     assert set(statuses) == {200}
     assert sorted(m.body for m in await drain(amqp_url)) == sorted(bodies)
+
+
+def test_delivery_ids_are_unique_within_and_across_processes() -> None:
+    first, second = DeliveryIds(), DeliveryIds()
+    ids = {first.next() for _ in range(10_000)} | {second.next() for _ in range(10_000)}
+    assert len(ids) == 20_000
+    assert all(len(i) == 32 for i in ids)  # as long as a uuid4 hex
