@@ -166,5 +166,5 @@ def test_late_items_are_hidden_until_their_delay_has_passed():
 def test_generating_a_large_data_set_is_quick():
     started = time.perf_counter()
     data = Dataset.generate(DatasetSpec(seed=1, messages=20_000, contacts=2000))
-    assert time.perf_counter() - started < 5.0  # ~0.5 s here; 100k take ~2.5 s
+    assert time.perf_counter() - started < 10.0  # ~0.5 s here; 100k take ~2.5 s
     assert len(data.message_ids()) == 20_000
