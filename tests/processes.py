@@ -85,6 +85,10 @@ class ServiceProcess:
             self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=timeout)
 
+    @property
+    def log_path(self) -> str:
+        return self._log.name
+
     def log_text(self) -> str:
         return Path(self._log.name).read_text(errors="replace")
 

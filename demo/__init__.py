@@ -1,0 +1,1 @@
+"""`make demo`: the whole system on this machine, fed by the Turn simulator."""
