@@ -116,7 +116,8 @@ class CommonSettings:
     amqp_url: str
     business_number_id: str
     log_level: str
-    exchange: str
+    # Names the exchange and every queue (`<prefix>`, `<prefix>.webhook`, ...), so two
+    # installations can share one RabbitMQ vhost.
     queue_prefix: str
 
     @classmethod
@@ -126,7 +127,6 @@ class CommonSettings:
             amqp_url=env.amqp_url(),
             business_number_id=env.required("BUSINESS_NUMBER_ID"),
             log_level=env.log_level(),
-            exchange=env.raw("AMQP_EXCHANGE") or "turnio",
             queue_prefix=env.raw("AMQP_QUEUE_PREFIX") or "turnio",
         )
 
