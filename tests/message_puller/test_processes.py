@@ -1,0 +1,193 @@
+"""The puller as a real process (SIGKILL, two replicas) and the writer storing what it pulls:
+exactly once in PostgreSQL, whatever happens to the puller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import asyncpg
+import pytest
+
+from tests.message_puller.conftest import (
+    Turn,
+    checkpoint,
+    drain_ids,
+    puller_env,
+    recent_spec,
+    turn,
+)
+from tests.processes import ServiceProcess
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.slow
+
+
+async def stored_messages(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM messages"))
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def watch_checkpoint(database_url: str) -> AsyncIterator[list[datetime]]:
+    """Every checkpoint value seen while the block runs, sampled often."""
+    seen: list[datetime] = []
+
+    async def sample() -> None:
+        while True:
+            value = await checkpoint(database_url)
+            if value is not None and (not seen or seen[-1] != value):
+                seen.append(value)
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(sample())
+    try:
+        yield seen
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def assert_stored_exactly_once(db, t: Turn) -> None:
+    truth = t.sim.dataset.message_ids()
+    rows = await db.fetch("SELECT external_id FROM messages")
+    ids = [r["external_id"] for r in rows]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == truth
+    events = await db.fetchval("SELECT count(*) FROM webhook_events WHERE event_type = 'message'")
+    assert events == len(truth)
+
+
+async def wait_all_stored(database_url: str, total: int, timeout: float = 120) -> None:
+    await eventually(
+        lambda: stored_messages(database_url),
+        until=lambda n: n >= total,
+        timeout=timeout,
+        interval=0.25,
+        what=f"{total} messages stored",
+    )
+
+
+def writer_env(env: dict[str, str]) -> dict[str, str]:
+    return {
+        "DATABASE_URL": env["DATABASE_URL"],
+        "AMQP_URL": env["AMQP_URL"],
+        "BUSINESS_NUMBER_ID": env["BUSINESS_NUMBER_ID"],
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+async def test_20k_backfill_from_empty_is_stored_exactly_once(database_url, amqp_url, db):
+    spec = recent_spec(20_000, seed=21)
+    with turn(spec, rate_limit=100, rate_window=1.0) as t:
+        env = puller_env(database_url, amqp_url, t)
+        with (
+            ServiceProcess("services.db_writer", writer_env(env)) as writer,
+            ServiceProcess("services.message_puller", env) as puller,
+        ):
+            await puller.ready()
+            await writer.ready()
+            await wait_all_stored(database_url, len(t.sim.dataset.message_ids()))
+            assert puller.terminate() == 0
+        stats = t.sim.stats()
+    await assert_stored_exactly_once(db, t)
+    assert stats.rate_limited == 0
+
+
+async def test_sigkill_mid_window_with_faults_still_stores_exactly_once(database_url, amqp_url, db):
+    """5 % 5xx, cursors living 0.5 s, 2 % late arrivals; the puller is SIGKILLed part-way
+    through a window and restarted."""
+    spec = recent_spec(20_000, seed=22)
+    with turn(
+        spec,
+        rate_limit=100,
+        rate_window=1.0,
+        error_rate=0.05,
+        cursor_ttl=0.5,
+        late_share=0.02,
+        late_delay=1.0,
+        seed=9,
+    ) as t:
+        env = puller_env(
+            database_url,
+            amqp_url,
+            t,
+            PULL_PAGE_SIZE="250",
+            RECOVERY_SWEEP_EVERY="2",
+            RECOVERY_SWEEP_SPAN=str(3 * 86400),
+        )
+        total = len(t.sim.dataset.message_ids())
+        async with watch_checkpoint(database_url) as seen:
+            with ServiceProcess("services.db_writer", writer_env(env)) as writer:
+                await writer.ready()
+                with ServiceProcess("services.message_puller", env) as first:
+                    await first.ready()
+                    await eventually(
+                        lambda: stored_messages(database_url),
+                        until=lambda n: n >= 3000,
+                        timeout=60,
+                        what="some messages stored",
+                    )
+                    first.kill()
+                at_kill = await checkpoint(database_url)
+                assert at_kill is None or at_kill < spec.end, "finished before the kill"
+                with ServiceProcess("services.message_puller", env) as second:
+                    await second.ready()
+                    await wait_all_stored(database_url, total)
+                    assert second.terminate() == 0
+        stats = t.sim.stats()
+    await assert_stored_exactly_once(db, t)
+    assert seen == sorted(seen), "the checkpoint moved backwards"
+    assert stats.injected_5xx > 0 and stats.cursors_expired > 0
+    assert stats.rate_limited == 0
+
+
+async def test_two_replicas_pull_one_at_a_time_and_fail_over_after_sigkill(
+    database_url, amqp_url, db
+):
+    spec = recent_spec(4000, seed=23)
+    ttl = 2.0
+    with turn(spec, rate_limit=20, rate_window=1.0) as t:
+        base = puller_env(database_url, amqp_url, t, PULL_PAGE_SIZE="25", LEASE_TTL=str(ttl))
+        with (
+            ServiceProcess("services.message_puller", {**base, "POD_NAME": "replica-a"}) as a,
+            ServiceProcess("services.message_puller", {**base, "POD_NAME": "replica-b"}) as b,
+        ):
+            await a.ready()
+            await b.ready()  # a standby is ready too
+            holder = await eventually(
+                lambda: db.fetchval("SELECT holder FROM leases"), timeout=10, what="a holder"
+            )
+            first, second = (a, b) if holder.startswith("replica-a") else (b, a)
+            await eventually(
+                lambda: _requests(t), until=lambda n: n >= 30, timeout=30, what="pulling"
+            )
+            first.kill()
+            killed = time.monotonic()
+            await eventually(
+                lambda: checkpoint(database_url),
+                until=lambda c: c is not None and c >= spec.end,
+                timeout=120,
+                what="the other replica finishes the pull",
+            )
+            assert second.proc is not None and second.proc.poll() is None
+        log = sorted(t.sim.request_log(), key=lambda e: e.monotonic)
+    agents = [entry.client for entry in log]
+    # One client, then the other: never interleaved.
+    switches = [i for i in range(1, len(agents)) if agents[i] != agents[i - 1]]
+    assert len(switches) == 1, f"clients interleaved at {switches}"
+    takeover = log[switches[0]].monotonic
+    assert takeover > killed - 0.5  # (the log's clock is this process's monotonic clock)
+    assert takeover - killed < ttl + 1.5
+    assert set(await drain_ids(amqp_url)) == t.sim.dataset.message_ids()
+
+
+async def _requests(t: Turn) -> int:
+    return len(t.sim.request_log())
