@@ -158,10 +158,11 @@ class Writer:
     async def _watch_database(self) -> None:
         # /ready must turn 503 while PostgreSQL is away even when no batch is being written.
         interval = self.settings.db_check_interval
+        url = self.settings.common.database_url
         while True:
             await asyncio.sleep(interval)
             if self._pool is not None:
-                self._set_database(await _database_answers(self._pool, within=interval))
+                self._set_database(await _database_answers(url, within=max(interval, 1.0)))
 
     def _set_database(self, up: bool) -> None:
         if up != self._db_ok:

@@ -342,11 +342,20 @@ def _refused(event: Event, exc: BaseException) -> Refused:
     )
 
 
-async def database_answers(pool: asyncpg.Pool, within: float) -> bool:
-    """A readiness ping: can we get a connection and run a query?"""
+async def database_answers(url: str, within: float) -> bool:
+    """A readiness ping on a connection of its own.
+
+    Not through the batch pool: a ping timing out inside pool.acquire() can strand pool slots,
+    and the pool then hangs the next batch instead of failing it.
+    """
     try:
-        async with pool.acquire(timeout=within) as conn:
-            await conn.fetchval("SELECT 1", timeout=within)
+        conn = await asyncpg.connect(url, timeout=within)
+    except CONNECTION_ERRORS:
+        return False
+    try:
+        await conn.fetchval("SELECT 1", timeout=within)
         return True
     except CONNECTION_ERRORS:
         return False
+    finally:
+        conn.terminate()
