@@ -21,15 +21,15 @@ import hashlib
 import random
 import threading
 import time
-from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
 
-from turnsim import payloads
+from turnsim import payloads, statuses
+from turnsim.index import US, Entry, Key, LateModel, Page, SortedIndex
 
 MESSAGES = "messages"
 CONTACTS = "contacts"
@@ -37,9 +37,7 @@ KINDS = (MESSAGES, CONTACTS)
 FIRST_CONTACT_ID = 1048577
 DEFAULT_END = datetime(2025, 1, 31, tzinfo=UTC)
 DEFAULT_START = DEFAULT_END - timedelta(days=30)
-US = 1_000_000
 
-Key = tuple[int, str]
 Moment = float | datetime
 DeliveryKind = Literal["inbound", "outbound", "status"]
 
@@ -54,65 +52,6 @@ class DatasetSpec:
     business_number: str = "27600000000"
     inbound_share: float = 0.5
     statuses: bool = True
-
-
-@dataclass(frozen=True)
-class Entry:
-    key: Key  # (time in microseconds since the epoch, id)
-    body: bytes
-    added_at: float  # wall time it appeared in Turn; 0.0 for the generated history
-    late_draw: float  # uniform in [0, 1): late when below LateModel.share
-
-    @property
-    def id(self) -> str:
-        return self.key[1]
-
-
-@dataclass(frozen=True)
-class LateModel:
-    """Late arrivals: a share of items reaches the export `delay` seconds late.
-
-    A late item becomes visible `delay` seconds after the later of its own time and `since`
-    (when lateness was switched on). So a live item shows up `delay` after it happened, and a
-    historical one `delay` after the fault was switched on: a window read before that misses
-    it, a re-read of the same window later finds it.
-    """
-
-    share: float = 0.0
-    delay: float = 0.0
-    since: float = 0.0
-
-    def visible(self, entry: Entry, as_of: float) -> bool:
-        if entry.added_at > as_of:
-            return False
-        if entry.late_draw >= self.share or self.delay <= 0:
-            return True
-        happened = max(entry.key[0] / US, self.since, entry.added_at)
-        return as_of >= happened + self.delay
-
-
-@dataclass
-class _Index:
-    keys: list[Key] = field(default_factory=list)
-    entries: list[Entry] = field(default_factory=list)
-
-    def insert(self, entry: Entry) -> None:
-        at = bisect_right(self.keys, entry.key)
-        self.keys.insert(at, entry.key)
-        self.entries.insert(at, entry)
-
-    def remove(self, key: Key) -> None:
-        at = bisect_left(self.keys, key)
-        if at < len(self.keys) and self.keys[at] == key:
-            del self.keys[at]
-            del self.entries[at]
-
-
-@dataclass(frozen=True)
-class Page:
-    bodies: list[bytes]
-    last: Key | None  # position to continue after
-    more: bool
 
 
 @dataclass(frozen=True)
@@ -165,7 +104,7 @@ class Dataset:
         self.spec = spec
         self._rng = random.Random(spec.seed)
         self._lock = threading.RLock()
-        self._index = {kind: _Index() for kind in KINDS}
+        self._index = {kind: SortedIndex() for kind in KINDS}
         self._people: list[payloads.Person] = []
         self._contacts: dict[int, Entry] = {}
         self._message_ids: set[str] = set()
@@ -238,7 +177,7 @@ class Dataset:
             item = payloads.inbound(rng, person, timestamp, spec.business_number, replied_to)
             message = item["messages"][0]
         else:
-            history = payloads.status_history(rng, timestamp) if spec.statuses else []
+            history = statuses.status_history(rng, timestamp) if spec.statuses else []
             last = history[-1] if history else None
             item = message = payloads.outbound(rng, person, timestamp, spec.business_number, last)
             self._sent[message["id"]] = _Sent(
@@ -274,7 +213,11 @@ class Dataset:
     def touch_contact(
         self, contact_id: int | str, at: Moment | None = None, *, now: Moment | None = None
     ) -> dict[str, Any]:
-        """An edit of a contact in Turn: a detail changes and `updated_at` becomes `at`."""
+        """An edit of a contact in Turn: a detail changes and `updated_at` becomes `at`.
+
+        The old version leaves the store at once (cursors already open no longer see it, like a
+        keyset query over a row that changed); the new one is visible from wall time `now`.
+        """
         added = _epoch(now)
         updated = _epoch(at) if at is not None else added
         with self._lock:
@@ -302,27 +245,9 @@ class Dataset:
     ) -> Page:
         """Up to `size` items of `lo <= time < hi` (µs) visible at `as_of`, after `after`."""
         with self._lock:
-            index = self._index[kind]
-            keys, entries, late = index.keys, index.entries, self.late
-            lo_key, hi_key = (lo, ""), (hi, "")
-            inside: Callable[[Key], bool]
-            if ascending:
-                at = bisect_left(keys, lo_key) if after is None else bisect_right(keys, after)
-                step, inside = 1, hi_key.__gt__
-            else:
-                at = (bisect_left(keys, hi_key) if after is None else bisect_left(keys, after)) - 1
-                step, inside = -1, lo_key.__le__
-            bodies: list[bytes] = []
-            last: Key | None = after
-            while 0 <= at < len(keys) and inside(keys[at]):
-                entry = entries[at]
-                if late.visible(entry, as_of):
-                    if len(bodies) == size:
-                        return Page(bodies, last, more=True)
-                    bodies.append(entry.body)
-                    last = entry.key
-                at += step
-            return Page(bodies, last, more=False)
+            return self._index[kind].page(
+                lo, hi, ascending=ascending, after=after, size=size, as_of=as_of, late=self.late
+            )
 
     # -- ground truth ------------------------------------------------------------------------
 
@@ -430,7 +355,7 @@ class Dataset:
                 for status, at in record.history:
                     event_id = f"{message_id}:{status}"
                     if _draw(seed, event_id) < share:
-                        status_item = payloads.status_body(
+                        status_item = statuses.status_body(
                             message_id, record.recipient, status, at, record.conversation
                         )
                         out.append(

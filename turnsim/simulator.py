@@ -27,7 +27,8 @@ from typing import Any
 import orjson
 
 from turnsim.config import SimConfig
-from turnsim.dataset import KINDS, Dataset, Key, LateModel, micros
+from turnsim.dataset import KINDS, Dataset, micros
+from turnsim.index import Key, LateModel
 from turnsim.payloads import iso
 
 # Turn is "pedantic" about timestamps [OBS S26]: full date and time, an explicit zone.

@@ -10,7 +10,8 @@ import orjson
 
 from tests.conftest import EXAMPLES
 from tests.turnsim.conftest import item_id
-from turnsim.dataset import DEFAULT_END, DEFAULT_START, Dataset, DatasetSpec, LateModel
+from turnsim.dataset import DEFAULT_END, DEFAULT_START, Dataset, DatasetSpec
+from turnsim.index import LateModel
 
 EXAMPLE_MESSAGES = json.loads((EXAMPLES / "export_messages_page.json").read_text())["data"]
 EXAMPLE_CONTACT = json.loads((EXAMPLES / "export_contacts_page.json").read_text())["data"][0]
