@@ -42,6 +42,8 @@ H_WHATSAPP_ID = "x-whatsapp-id"  # turn subscription: the message's WhatsApp id
 H_RECEIVED_AT = "x-received-at"  # ISO-8601 UTC, when we took it in
 H_DELIVERY_ID = "x-delivery-id"  # one per inbound request / exported item
 H_BUSINESS_NUMBER = "x-business-number"
+H_TURN_EVENT = "x-turn-event"  # Turn's X-Turn-Event, passed on when present
+H_TURN_FALLBACK_CHANNEL = "x-turn-fallback-channel"
 H_KIND = "x-kind"  # export: message | contact
 H_ERROR = "x-error"  # dead letters: why it could not be stored
 H_ERROR_AT = "x-error-at"
@@ -229,10 +231,9 @@ class Publisher:
             timestamp=datetime.now(UTC),
         )
         try:
+            # One deadline for the whole publish, channel waits included.
             async with asyncio.timeout(self._confirm_timeout):
-                await exchange.publish(
-                    message, routing_key, mandatory=True, timeout=self._confirm_timeout
-                )
+                await exchange.publish(message, routing_key, mandatory=True)
         except aio_pika.exceptions.PublishError as exc:
             raise BrokerUnavailable(f"unroutable: {routing_key}") from exc
         except aio_pika.exceptions.DeliveryError as exc:

@@ -16,7 +16,9 @@ from typing import Any
 import orjson
 
 _STANDARD_ATTRS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    # uvicorn adds an ANSI-coloured copy of each message: noise in a JSON line.
+    | {"message", "asctime", "color_message"}
 )
 
 

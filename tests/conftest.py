@@ -51,11 +51,13 @@ def _can_connect(url: str) -> bool:
 @pytest.fixture(scope="session")
 def pg_template(pg_admin_url: str) -> Iterator[str]:
     name = f"turnio_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with _admin(pg_admin_url) as conn, conn.cursor() as cur:
+    # Not `with conn:`: psycopg2 >= 2.9 opens a transaction there even in autocommit mode,
+    # and CREATE DATABASE refuses to run inside one.
+    conn = _admin(pg_admin_url)
+    with conn.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     apply_migrations(with_database(pg_admin_url, name))
     yield name
-    conn = _admin(pg_admin_url)
     with conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     conn.close()

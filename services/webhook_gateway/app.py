@@ -30,6 +30,8 @@ from shared.broker import (
     H_RECEIVED_AT,
     H_SOURCE,
     H_SUBSCRIPTION,
+    H_TURN_EVENT,
+    H_TURN_FALLBACK_CHANNEL,
     H_WHATSAPP_ID,
     Publisher,
     Topology,
@@ -43,8 +45,6 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/turn"
 # Turn headers passed on as they came, under their own (lower-case) names.
-H_TURN_EVENT = "x-turn-event"
-H_TURN_FALLBACK_CHANNEL = "x-turn-fallback-channel"
 
 _TEXT = (b"content-type", b"text/plain; charset=utf-8")
 
