@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aio_pika
@@ -14,26 +12,10 @@ import pytest
 from services.db_writer.app import Writer
 from services.db_writer.settings import WriterSettings
 from shared import broker
-from shared.migrate import apply as apply_migrations
 from shared.settings import Env
-from tests.conftest import BUSINESS_NUMBER, EXAMPLES, _admin
-from tests.servers import free_port, with_database
+from tests.conftest import BUSINESS_NUMBER, EXAMPLES
+from tests.servers import free_port
 from tests.waiting import eventually
-
-
-@pytest.fixture(scope="session")
-def pg_template(pg_admin_url: str) -> Iterator[str]:
-    """tests/conftest.py's pg_template, without `with conn:`: psycopg2 >= 2.9 opens a
-    transaction there even in autocommit mode, and CREATE DATABASE refuses to run in one."""
-    name = f"turnio_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    conn = _admin(pg_admin_url)
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    apply_migrations(with_database(pg_admin_url, name))
-    yield name
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
 
 
 def example(name: str) -> bytes:
