@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aio_pika
@@ -13,9 +11,7 @@ import pytest
 
 from ingestctl.cli import invoke
 from shared.broker import Topology, declare
-from shared.migrate import apply as apply_migrations
-from tests.conftest import BUSINESS_NUMBER, Vhost, _admin
-from tests.servers import with_database
+from tests.conftest import BUSINESS_NUMBER, Vhost
 
 
 @dataclass
@@ -57,17 +53,3 @@ async def topology(amqp_url: str) -> Topology:
         await connection.close()
     return Topology()
 
-
-@pytest.fixture(scope="session")
-def pg_template(pg_admin_url: str) -> Iterator[str]:
-    """tests/conftest.py's pg_template without `with conn:`, which in psycopg2 >= 2.9 opens a
-    transaction even in autocommit mode, where CREATE DATABASE refuses to run."""
-    name = f"turnio_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    conn = _admin(pg_admin_url)
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    apply_migrations(with_database(pg_admin_url, name))
-    yield name
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
