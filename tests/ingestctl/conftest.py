@@ -52,4 +52,3 @@ async def topology(amqp_url: str) -> Topology:
     finally:
         await connection.close()
     return Topology()
-
