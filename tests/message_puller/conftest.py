@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -14,34 +12,17 @@ from datetime import UTC, datetime, timedelta
 
 import aio_pika
 import asyncpg
-import pytest
 
 from services.message_puller import app
 from services.message_puller.settings import PullerSettings
 from shared.broker import Topology
-from shared.migrate import apply as apply_migrations
 from shared.settings import Env
-from tests.conftest import BUSINESS_NUMBER, _admin
-from tests.servers import free_port, with_database
+from tests.conftest import BUSINESS_NUMBER
+from tests.servers import free_port
 from turnsim.config import SimConfig
 from turnsim.dataset import Dataset, DatasetSpec
 from turnsim.server import running
 from turnsim.simulator import Simulator
-
-
-@pytest.fixture(scope="session")
-def pg_template(pg_admin_url: str) -> Iterator[str]:
-    """tests/conftest.py's pg_template without `with conn:`: psycopg2 >= 2.9 opens a
-    transaction there even in autocommit mode, and CREATE DATABASE refuses to run in one."""
-    name = f"turnio_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    conn = _admin(pg_admin_url)
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    apply_migrations(with_database(pg_admin_url, name))
-    yield name
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
 
 
 def recent_spec(messages: int, *, days: float = 2.0, seed: int = 11) -> DatasetSpec:

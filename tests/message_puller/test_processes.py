@@ -6,12 +6,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 
 import asyncpg
 import pytest
 
+from shared.broker import (
+    H_BUSINESS_NUMBER,
+    H_DELIVERY_ID,
+    H_RECEIVED_AT,
+    H_SOURCE,
+    H_SUBSCRIPTION,
+    H_WHATSAPP_ID,
+    Publisher,
+    Topology,
+    new_delivery_id,
+    utc_now_iso,
+    webhook_route,
+)
+from tests.conftest import BUSINESS_NUMBER
 from tests.message_puller.conftest import (
     Turn,
     checkpoint,
@@ -187,6 +201,47 @@ async def test_two_replicas_pull_one_at_a_time_and_fail_over_after_sigkill(
     assert takeover > killed - 0.5  # (the log's clock is this process's monotonic clock)
     assert takeover - killed < ttl + 1.5
     assert set(await drain_ids(amqp_url)) == t.sim.dataset.message_ids()
+
+
+async def test_messages_seen_by_webhook_first_and_export_later_are_one_row(
+    database_url, amqp_url, db
+):
+    spec = recent_spec(2000, seed=24)
+    with turn(spec, rate_limit=100, rate_window=1.0) as t:
+        # The webhook saw 60 % of the messages (inbound and `turn` copies of outbound).
+        deliveries = t.sim.dataset.webhook_deliveries(kinds=("inbound", "outbound"), share=0.6)
+        publisher = Publisher(amqp_url, Topology())
+        await publisher.start(wait=True)
+        try:
+            for delivery in deliveries:
+                await publisher.publish(delivery.body, *gateway_headers(delivery.headers))
+        finally:
+            await publisher.close()
+        env = puller_env(database_url, amqp_url, t)
+        with ServiceProcess("services.db_writer", writer_env(env)) as writer:
+            await writer.ready()
+            await wait_all_stored(database_url, len(deliveries))
+            with ServiceProcess("services.message_puller", env) as puller:
+                await puller.ready()
+                await wait_all_stored(database_url, len(t.sim.dataset.message_ids()))
+    await assert_stored_exactly_once(db, t)
+    sources = await db.fetch("SELECT source, count(*) AS n FROM webhook_events GROUP BY source")
+    assert {r["source"] for r in sources} >= {"webhook"}
+
+
+def gateway_headers(turn_headers: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """Routing key and headers as the gateway publishes a webhook body."""
+    subscription = turn_headers["X-Turn-Hook-Subscription"]
+    headers = {
+        H_SOURCE: "webhook",
+        H_SUBSCRIPTION: subscription,
+        H_RECEIVED_AT: utc_now_iso(),
+        H_DELIVERY_ID: new_delivery_id(),
+        H_BUSINESS_NUMBER: BUSINESS_NUMBER,
+    }
+    if "X-WhatsApp-Id" in turn_headers:
+        headers[H_WHATSAPP_ID] = turn_headers["X-WhatsApp-Id"]
+    return webhook_route(subscription), headers
 
 
 async def _requests(t: Turn) -> int:

@@ -39,7 +39,7 @@ async def test_backfill_from_empty_publishes_every_message(database_url, amqp_ur
 
 
 async def test_faults_late_arrivals_and_short_cursors_still_deliver_everything(
-    database_url, amqp_url
+    database_url, amqp_url, db
 ):
     spec = recent_spec(4000, seed=5)
     with turn(
@@ -81,6 +81,11 @@ async def test_faults_late_arrivals_and_short_cursors_still_deliver_everything(
     assert stats.cursors_expired > 0
     assert stats.rate_limited == 0
     assert seen == t.sim.dataset.message_ids()
+    # The late ones were found by a recovery sweep, which left the checkpoint alone.
+    swept = await db.fetchval(
+        "SELECT last_finished_at FROM ingestion_schedule WHERE sweep = 'recovery'"
+    )
+    assert swept is not None and swept > spec.end
 
 
 async def test_a_lower_limit_announced_by_turn_is_adopted(database_url, amqp_url, db):

@@ -111,9 +111,9 @@ async def test_remaining_zero_waits_for_the_reset(pools):
 async def test_capped_client_gets_its_share_while_the_other_has_demand(pools):
     policy = BudgetPolicy(limit=9, window=1.0, margin=1.0)
     messages = RateBudget(pools[0], NUMBER, "messages", policy)
-    contacts = RateBudget(
-        pools[1], NUMBER, "contacts", BudgetPolicy(limit=9, window=1.0, margin=1.0, share=1 / 3)
-    )
+    # Demand counts as recent for 30 s: the single request below keeps messages "busy".
+    capped = BudgetPolicy(limit=9, window=1.0, margin=1.0, share=1 / 3, demand_horizon=30)
+    contacts = RateBudget(pools[1], NUMBER, "contacts", capped)
     await messages.setup()
     # The message puller has demand (it just asked)...
     await messages.acquire()
