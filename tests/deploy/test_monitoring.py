@@ -158,4 +158,4 @@ async def test_promtool_accepts_the_exposed_metrics() -> None:
 
 def test_metric_modules_are_found() -> None:
     found = {p.parent.name for p in METRIC_MODULES}
-    assert found >= {"webhook_gateway", "db_writer", "message_puller"}
+    assert found >= {"webhook_gateway", "db_writer", "message_puller", "contact_puller"}
