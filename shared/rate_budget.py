@@ -102,13 +102,16 @@ class RateBudget:
     async def acquire(self) -> Grant:
         """Wait until a request may be sent, and record it."""
         started = time.monotonic()
+        slept = False
         while True:
             wait = await self._try_grant()
             if isinstance(wait, datetime):
-                waited = time.monotonic() - started
+                # Only a grant that had to wait counts, not the round trip of every grant.
+                waited = time.monotonic() - started if slept else 0.0
                 if waited > 0:
                     self._on_wait(waited)
                 return Grant(wait, waited)
+            slept = True
             # Others may free or take slots meanwhile; look again after at most a window.
             await asyncio.sleep(min(max(wait, _EPSILON), self.policy.window))
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
@@ -34,7 +37,7 @@ from tests.message_puller.conftest import (
     recent_spec,
     turn,
 )
-from tests.processes import ServiceProcess
+from tests.processes import ROOT, ServiceProcess
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -242,6 +245,46 @@ def gateway_headers(turn_headers: Mapping[str, str]) -> tuple[str, dict[str, str
     if "X-WhatsApp-Id" in turn_headers:
         headers[H_WHATSAPP_ID] = turn_headers["X-WhatsApp-Id"]
     return webhook_route(subscription), headers
+
+
+def test_backfill_command_records_a_request_and_exits(database_url):
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "BUSINESS_NUMBER_ID": BUSINESS_NUMBER,
+    }
+    command = [sys.executable, "-m", "services.message_puller", "backfill"]
+    done = subprocess.run(
+        [*command, "--from", "2025-01-01T00:00:00Z", "--until", "2025-01-02T00:00:00Z"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "recorded" in done.stdout
+    refused = subprocess.run(
+        [*command, "--from", "2025-01-02T00:00:00Z", "--until", "2025-01-01T00:00:00Z"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0 and "until" in refused.stderr
+
+    async def rows():
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await conn.fetch("SELECT stream, from_ts, until_ts FROM backfill_requests")
+        finally:
+            await conn.close()
+
+    recorded = asyncio.run(rows())
+    assert [(r["stream"], r["from_ts"].isoformat()) for r in recorded] == [
+        ("messages", "2025-01-01T00:00:00+00:00")
+    ]
 
 
 async def _requests(t: Turn) -> int:
