@@ -13,7 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-MODULES = ["benchmarks.gateway", "benchmarks.writer", "benchmarks.puller"]
+MODULES = [
+    "benchmarks.gateway",
+    "benchmarks.writer",
+    "benchmarks.puller",
+    "benchmarks.contacts",
+]
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
