@@ -1,3 +1,4 @@
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from services.contact_puller.plan import partition, run_range
@@ -21,7 +22,7 @@ def test_partition_covers_the_window_without_gaps_or_overlaps():
     parts = partition(window, 4, 10 * 86400)
     assert len(parts) == 4
     assert parts[0].start == window.start and parts[-1].until == window.until
-    assert all(a.until == b.start for a, b in zip(parts, parts[1:], strict=False))
+    assert all(a.until == b.start for a, b in itertools.pairwise(parts))
     assert all(p.start.microsecond == 0 for p in parts)
     spans = [p.seconds for p in parts]
     assert max(spans) - min(spans) <= 1
