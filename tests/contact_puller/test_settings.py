@@ -41,6 +41,7 @@ def test_shared_names_mean_the_same_as_for_the_message_puller():
         30.0,
         5.0,
     )
+    assert s.start_from is not None
     assert (s.budget_share, s.windows, s.start_from.year) == (0.5, 8, 2025)
 
 
