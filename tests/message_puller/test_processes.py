@@ -113,6 +113,8 @@ async def test_20k_backfill_from_empty_is_stored_exactly_once(database_url, amqp
             await writer.ready()
             await wait_all_stored(database_url, len(t.sim.dataset.message_ids()))
             assert puller.terminate() == 0
+            # A graceful stop hands the lease back: a standby need not wait for the expiry.
+            assert await db.fetchval("SELECT count(*) FROM leases") == 0
         stats = t.sim.stats()
     await assert_stored_exactly_once(db, t)
     assert stats.rate_limited == 0
