@@ -19,6 +19,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -135,7 +136,21 @@ async def run(args: argparse.Namespace) -> int:
             },
             port=8002,
         )
-        services = [gateway, writer, puller]
+        contact_puller = ServiceProcess(
+            "services.contact_puller",
+            common
+            | {
+                "TURNIO_BASE_URL": turn_url,
+                "TURNIO_BEARER_TOKEN": sim.config.token,
+                "TURNIO_RATE_LIMIT": str(args.rate_limit),
+                "TURNIO_RATE_WINDOW": "30",
+                "CONTACTS_START_FROM": spec.start.isoformat(),
+                "CONTACTS_INTERVAL": "10",
+                "CONTACTS_SAFETY_LAG": "60",
+            },
+            port=8003,
+        )
+        services = [gateway, writer, puller, contact_puller]
         try:
             for service in services:
                 service.start()
@@ -154,9 +169,13 @@ async def run(args: argparse.Namespace) -> int:
                 f"posting {len(deliveries)} webhook events from the simulator "
                 f"({args.webhook_share:.0%} of the feed, {args.duplicates:.0%} duplicated) ..."
             )
-            report = await WebhookSender(gateway.url, SECRET).send(
-                deliveries, duplicate_share=args.duplicates, concurrency=20
+            sending = asyncio.create_task(
+                WebhookSender(gateway.url, SECRET).send(
+                    deliveries, duplicate_share=args.duplicates, concurrency=20
+                )
             )
+            await while_sending(env, sim, len(dataset.message_ids() | examples), sending)
+            report = sending.result()
             print(
                 f"  {report.requests} requests, {len(report.accepted_ids())} events answered "
                 f"200, {len(report.failed())} failed, {report.seconds:.1f} s"
@@ -164,6 +183,7 @@ async def run(args: argparse.Namespace) -> int:
 
             expected = Expected(
                 messages=dataset.message_ids() | examples,
+                contacts=dataset.contact_versions(),
                 statuses={
                     d.delivery.event_id
                     for d in report.results
@@ -176,6 +196,15 @@ async def run(args: argparse.Namespace) -> int:
                 f"\nRabbitMQ management UI: {env.management_ui} (guest/guest), vhost '{env.vhost}'"
             )
             print(f"PostgreSQL: psql {env.database_url}")
+            print("\n$ python -m ingestctl status")
+            status = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "ingestctl",
+                "status",
+                env=os.environ | common | {"AMQP_URL": env.amqp_url},
+            )
+            await status.wait()
             ok = final.matches(expected)
             if not args.once and not stop.is_set():
                 print("\nthe services keep running; Ctrl-C stops them")
@@ -189,20 +218,34 @@ async def run(args: argparse.Namespace) -> int:
                     print(f"  {service.module} exited {code}")
 
 
+async def progress(env: DemoEnvironment, sim: Simulator, expected_messages: int) -> Report:
+    current = await measure(env)
+    served = sim.stats().items_served
+    print(
+        f"  pulled {served.get('messages', 0):>6} msgs {served.get('contacts', 0):>5} contacts"
+        f" | stored: messages {current.messages:>6}/{expected_messages}"
+        f" statuses {current.statuses:>5} contacts {current.contacts:>5}"
+        f" | queued {current.queued:>5} | lag {current.lag}"
+    )
+    return current
+
+
+async def while_sending(
+    env: DemoEnvironment, sim: Simulator, expected_messages: int, sending: asyncio.Task[Any]
+) -> None:
+    """Progress lines while the webhooks are being posted (the pullers run meanwhile)."""
+    while not sending.done():
+        await progress(env, sim, expected_messages)
+        await asyncio.wait({sending}, timeout=2.0)
+
+
 async def watch(
     env: DemoEnvironment, expected: Expected, sim: Simulator, patience: float, stop: asyncio.Event
 ) -> Report:
-    """Print progress every two seconds until everything expected is stored."""
+    """Progress every two seconds until everything expected is stored and nothing is queued."""
     deadline = time.monotonic() + patience
     while True:
-        current = await measure(env)
-        stats = sim.stats()
-        print(
-            f"  pulled {stats.items_served.get('messages', 0):>6} items | "
-            f"messages {current.messages:>6}/{len(expected.messages)} | "
-            f"statuses {current.statuses:>5} | events {current.events:>6} | "
-            f"queued {current.queued:>5} | lag {current.lag}"
-        )
+        current = await progress(env, sim, len(expected.messages))
         if current.matches(expected) and current.queued == 0:
             return current
         if time.monotonic() > deadline or stop.is_set():

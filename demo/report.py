@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 class Expected:
     messages: set[str]
     statuses: set[str]
+    contacts: dict[str, str]  # id -> newest updated_at
 
 
 @dataclass
@@ -32,10 +33,15 @@ class Report:
     lag: str = "-"
     message_ids: set[str] = field(default_factory=set)
     status_keys: set[str] = field(default_factory=set)
+    contact_versions: dict[str, str] = field(default_factory=dict)
     duplicate_events: int = 0
 
     def matches(self, expected: Expected) -> bool:
-        return self.message_ids == expected.messages and expected.statuses <= self.status_keys
+        return (
+            self.message_ids == expected.messages
+            and expected.statuses <= self.status_keys
+            and self.contact_versions == expected.contacts
+        )
 
 
 async def measure(env: DemoEnvironment) -> Report:
@@ -49,7 +55,11 @@ async def measure(env: DemoEnvironment) -> Report:
             for r in await conn.fetch("SELECT message_external_id, status FROM statuses")
         }
         report.statuses = len(report.status_keys)
-        report.contacts = await conn.fetchval("SELECT count(*) FROM contacts")
+        report.contact_versions = {
+            r[0]: r[1]
+            for r in await conn.fetch("SELECT external_id, raw->>'updated_at' FROM contacts")
+        }
+        report.contacts = len(report.contact_versions)
         rows = await conn.fetch("SELECT event_type, count(*) FROM webhook_events GROUP BY 1")
         report.events_by_type = {r[0]: r[1] for r in rows}
         report.events = sum(report.events_by_type.values())
@@ -89,7 +99,11 @@ def print_report(report: Report, expected: Expected) -> None:
         f"  statuses        {report.statuses:>7}   every status answered 200 stored: "
         f"{'yes' if not lost_statuses else f'NO, {len(lost_statuses)} missing'}"
     )
-    print(f"  contacts        {report.contacts:>7}")
+    newest = report.contact_versions == expected.contacts
+    print(
+        f"  contacts        {report.contacts:>7}   expected {len(expected.contacts)}, "
+        f"each in its newest version: {'yes' if newest else 'NO'}"
+    )
     print(
         f"  webhook_events  {report.events:>7}   "
         + ", ".join(f"{kind} {count}" for kind, count in sorted(report.events_by_type.items()))
