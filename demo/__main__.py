@@ -52,6 +52,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate-limit", type=int, default=300, help="per 30 s")
     parser.add_argument("--once", action="store_true", help="exit after the report")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--free-ports", action="store_true", help="any free ports instead of 8000-8003"
+    )
     return parser.parse_args()
 
 
@@ -109,6 +112,9 @@ async def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    def port(default: int) -> int | None:
+        return None if args.free_ports else default
+
     with DemoEnvironment() as env, running(sim) as turn_url:
         apply_migrations(env.database_url)
         common = {
@@ -134,7 +140,7 @@ async def run(args: argparse.Namespace) -> int:
                 "PULL_SAFETY_LAG": "60",
                 "PULL_MAX_WINDOW": str(7 * 86400),
             },
-            port=8002,
+            port=port(8002),
         )
         contact_puller = ServiceProcess(
             "services.contact_puller",
@@ -148,7 +154,7 @@ async def run(args: argparse.Namespace) -> int:
                 "CONTACTS_INTERVAL": "10",
                 "CONTACTS_SAFETY_LAG": "60",
             },
-            port=8003,
+            port=port(8003),
         )
         services = [gateway, writer, puller, contact_puller]
         try:
