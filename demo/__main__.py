@@ -124,9 +124,9 @@ async def run(args: argparse.Namespace) -> int:
             "LOG_LEVEL": "INFO",
         }
         gateway = ServiceProcess(
-            "services.webhook_gateway", common | {"TURNIO_WEBHOOK_SECRET": SECRET}, port=8000
+            "services.webhook_gateway", common | {"TURNIO_WEBHOOK_SECRET": SECRET}, port=port(8000)
         )
-        writer = ServiceProcess("services.db_writer", common, port=8001)
+        writer = ServiceProcess("services.db_writer", common, port=port(8001))
         puller = ServiceProcess(
             "services.message_puller",
             common
