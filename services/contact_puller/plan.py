@@ -1,7 +1,7 @@
 """Which time ranges a run reads, cut into parallel windows (pure).
 
 A run reads `[checkpoint - overlap, now - safety_lag)`, like the message puller's incremental
-window (services/message_puller/windows.py: whole-second, half-open boundaries, `until` never
+window (shared/window.py: whole-second, half-open boundaries, `until` never
 in the future), but cut into several windows read side by side, each with its own cursor: one
 cursor over a large contact base is a long serial walk, and Turn times out on huge ranges.
 
@@ -16,7 +16,7 @@ import math
 from datetime import datetime, timedelta
 from itertools import pairwise
 
-from services.message_puller.windows import Window, floor_second, horizon
+from shared.window import Window, floor_second, horizon
 
 
 def run_range(

@@ -26,12 +26,12 @@ from services.contact_puller import metrics, plan
 from services.contact_puller.reader import ContactReader, MissingPermission
 from services.contact_puller.settings import ContactSettings
 from services.message_puller.pull import Interrupted
-from services.message_puller.windows import Window, floor_second, horizon
 from shared.checkpoint import Checkpoint
 from shared.database import CONNECTION_ERRORS
 from shared.errors import RetryableError
 from shared.schedule import Backfills
 from shared.turn_client import TurnRejected
+from shared.window import Window, floor_second, horizon
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,6 @@ import orjson
 from services.contact_puller import metrics
 from services.contact_puller.items import contact_id, contact_time
 from services.message_puller.pull import Interrupted
-from services.message_puller.windows import Window
 from shared.broker import (
     H_BUSINESS_NUMBER,
     H_DELIVERY_ID,
@@ -45,6 +44,7 @@ from shared.broker import (
     utc_now_iso,
 )
 from shared.turn_client import CursorExpired, Page, TurnClient, TurnForbidden, TurnUnavailable
+from shared.window import Window
 
 log = logging.getLogger(__name__)
 

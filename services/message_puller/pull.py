@@ -23,7 +23,6 @@ import orjson
 
 from services.message_puller import metrics
 from services.message_puller.items import message_id, message_time
-from services.message_puller.windows import Window
 from shared.broker import (
     H_BUSINESS_NUMBER,
     H_DELIVERY_ID,
@@ -36,6 +35,7 @@ from shared.broker import (
     utc_now_iso,
 )
 from shared.turn_client import CursorExpired, Page, TurnClient, TurnUnavailable
+from shared.window import Window
 
 log = logging.getLogger(__name__)
 

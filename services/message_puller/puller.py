@@ -29,6 +29,7 @@ from shared.database import CONNECTION_ERRORS
 from shared.errors import RetryableError
 from shared.schedule import Backfills, Sweeps
 from shared.turn_client import TurnRejected
+from shared.window import horizon
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ class MessagePuller:
         if request is None:
             return False
         await self._backfills.start(request.id)
-        until = min(request.until_ts, windows.horizon(self._clock(), self._s.safety_lag))
+        until = min(request.until_ts, horizon(self._clock(), self._s.safety_lag))
         chunk = windows.next_chunk(request.resume_from, until, self._s.max_window)
         if chunk is None:
             await self._backfills.finish(request.id)

@@ -1,10 +1,8 @@
 """Which time ranges to read: pure functions of the checkpoint, the clock and the settings.
 
-Messages filter on their `timestamp`, whole epoch seconds, and windows are half-open
-`[from, until)`, so boundaries are whole seconds: nothing falls between two windows.
+Messages filter on their `timestamp`, whole epoch seconds; windows (shared/window.py) are
+half-open with whole-second boundaries, and `until` never passes the horizon.
 
-- `until` is at most `now - safety_lag`: Turn refuses a future `until`, and the newest seconds
-  are still filling up.
 - An incremental window starts `overlap` before the checkpoint, so items that reached Turn a
   little late are read on the next pass; duplicates are harmless (the writer is idempotent).
 - A window is at most `max_window` wide (Turn times out on huge ranges); wider ranges split.
@@ -12,37 +10,9 @@ Messages filter on their `timestamp`, whole epoch seconds, and windows are half-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-
-@dataclass(frozen=True)
-class Window:
-    start: datetime
-    until: datetime
-
-    def __post_init__(self) -> None:
-        if self.until <= self.start:
-            raise ValueError(f"empty window {self.start} .. {self.until}")
-
-    @property
-    def seconds(self) -> float:
-        return (self.until - self.start).total_seconds()
-
-    def halves(self) -> tuple[Window, Window]:
-        middle = floor_second(self.start + (self.until - self.start) / 2)
-        if middle <= self.start:
-            raise ValueError("a window of one second cannot be split")
-        return Window(self.start, middle), Window(middle, self.until)
-
-
-def floor_second(moment: datetime) -> datetime:
-    return moment.replace(microsecond=0)
-
-
-def horizon(now: datetime, safety_lag: float) -> datetime:
-    """The newest `until` any window may have."""
-    return floor_second(now.astimezone(UTC) - timedelta(seconds=safety_lag))
+from shared.window import Window, floor_second, horizon
 
 
 def incremental(

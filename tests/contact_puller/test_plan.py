@@ -2,7 +2,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 from services.contact_puller.plan import partition, run_range
-from services.message_puller.windows import Window
+from shared.window import Window
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 
 from services.contact_puller.reader import ContactReader, CursorGate, MissingPermission
-from services.message_puller.windows import Window
 from shared.broker import Publisher, Topology
 from shared.database import create_pool
 from shared.rate_budget import BudgetPolicy, RateBudget
 from shared.turn_client import TurnClient
+from shared.window import Window
 from tests.contact_puller.conftest import contact_spec
 from tests.message_puller.conftest import turn
 

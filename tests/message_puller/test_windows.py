@@ -1,25 +1,11 @@
 import itertools
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from services.message_puller.windows import (
-    Window,
-    horizon,
-    incremental,
-    next_chunk,
-    split,
-    sweep_range,
-)
+from services.message_puller.windows import incremental, next_chunk, split, sweep_range
+from shared.window import Window, horizon
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, 654321, tzinfo=UTC)
-WHOLE = NOW.replace(microsecond=0)
 H = timedelta(hours=1)
-
-
-def test_until_is_never_in_the_future_and_on_a_whole_second():
-    assert horizon(NOW, 120) == datetime(2026, 3, 1, 11, 58, 0, tzinfo=UTC)
-    assert horizon(NOW, 0) <= NOW
 
 
 def test_incremental_window_reaches_back_by_the_overlap():
@@ -50,14 +36,6 @@ def test_wide_ranges_split_into_adjacent_windows():
     assert [w.seconds for w in windows] == [86400, 86400, 3600]
     assert all(a.until == b.start for a, b in itertools.pairwise(windows))
     assert split(start, start, 86400) == []
-
-
-def test_halves_meet_on_a_whole_second():
-    first, second = Window(NOW - H, NOW).halves()
-    assert first.until == second.start
-    assert first.until.microsecond == 0
-    with pytest.raises(ValueError):
-        Window(WHOLE, WHOLE + timedelta(seconds=1)).halves()
 
 
 def test_jobs_resume_from_their_position():
