@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 from prometheus_client import REGISTRY
 
-from services.contact_puller.__main__ import request_backfill
+from services.contact_puller.settings import STREAM
+from shared.puller_command import request_backfill
 from tests.conftest import BUSINESS_NUMBER
 from tests.contact_puller.conftest import (
     contact_checkpoint,
@@ -118,7 +119,7 @@ async def test_a_backfill_request_is_executed_and_leaves_the_checkpoint_alone(
             await drain_contacts(amqp_url)
             middle = spec.start + (spec.end - spec.start) / 2
             request = await request_backfill(
-                database_url, BUSINESS_NUMBER, spec.start.isoformat(), middle.isoformat()
+                database_url, BUSINESS_NUMBER, STREAM, spec.start.isoformat(), middle.isoformat()
             )
             await eventually(
                 lambda: db.fetchval(
