@@ -13,6 +13,12 @@ from datetime import datetime
 
 import asyncpg
 
+from shared.errors import RetryableError
+
+
+class LeaseNotHeld(RetryableError):
+    """The checkpoint fence refused the write: another replica holds the lease now."""
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -80,3 +86,14 @@ class Checkpoint:
             holder,
         )
         return value
+
+    async def advance_fenced(self, to: datetime, *, lease: tuple[str, str] | None) -> datetime:
+        """`advance`, and the checkpoint now stored; LeaseNotHeld when the fence refused the
+        write (nothing written while the stored checkpoint is still behind `to`)."""
+        stored = await self.advance(to, lease=lease)
+        if stored is None:
+            current = await self.load()
+            if current is None or current < to:
+                raise LeaseNotHeld("checkpoint refused: the lease is not held")
+            stored = current
+        return stored

@@ -16,7 +16,6 @@ replica holds the lease (shared/checkpoint.py checks all three in its SQL).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -25,10 +24,11 @@ from datetime import UTC, datetime, timedelta
 from services.contact_puller import metrics, plan
 from services.contact_puller.reader import ContactReader, MissingPermission
 from services.contact_puller.settings import ContactSettings
-from services.message_puller.pull import Interrupted
 from shared.checkpoint import Checkpoint
 from shared.database import CONNECTION_ERRORS
 from shared.errors import RetryableError
+from shared.export_reader import Interrupted
+from shared.puller_service import wait_or_stop
 from shared.schedule import Backfills
 from shared.turn_client import TurnRejected
 from shared.window import Window, floor_second, horizon
@@ -39,10 +39,6 @@ log = logging.getLogger(__name__)
 RETRYABLE: tuple[type[BaseException], ...] = (RetryableError, *CONNECTION_ERRORS)
 # A refusal (403 that persisted, 401, 404) waits at least this long before the next try.
 REJECTED_BACKOFF = 60.0
-
-
-class LeaseNotHeld(RetryableError):
-    """The checkpoint fence refused the write: another replica holds the lease now."""
 
 
 def utc_now() -> datetime:
@@ -86,7 +82,7 @@ class ContactPuller:
                 if await self.backfill_step(stop):
                     backoff = self._s.error_backoff
                     continue
-                await _wait(stop, min(next_run - time.monotonic(), self._s.backfill_poll))
+                await wait_or_stop(stop, min(next_run - time.monotonic(), self._s.backfill_poll))
             except Interrupted:
                 return
             except TurnRejected as exc:
@@ -95,11 +91,11 @@ class ContactPuller:
                 log.error(
                     "Turn refused the contact export; retrying later", extra={"error": str(exc)}
                 )
-                await _wait(stop, max(backoff, REJECTED_BACKOFF))
+                await wait_or_stop(stop, max(backoff, REJECTED_BACKOFF))
             except RETRYABLE as exc:
                 metrics.ERRORS.labels(type(exc).__name__).inc()
                 log.warning("run failed; retrying", extra={"error": repr(exc), "delay": backoff})
-                await _wait(stop, backoff)
+                await wait_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 60.0)
 
     def _observe(self, checkpoint: datetime) -> None:
@@ -124,13 +120,7 @@ class ContactPuller:
         stored = checkpoint
         if progress.newest is not None:
             target = min(progress.newest, whole.until)
-            written = await self._checkpoint.advance(target, lease=self._lease)
-            if written is None:
-                current = await self._checkpoint.load()
-                if current is None or current < target:
-                    raise LeaseNotHeld("checkpoint refused: the lease is not held")
-                written = current
-            stored = written
+            stored = await self._checkpoint.advance_fenced(target, lease=self._lease)
         self._observe(stored)
         log.info(
             "contacts run finished",
@@ -176,10 +166,3 @@ class ContactPuller:
             },
         )
         return True
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    if seconds <= 0:
-        return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

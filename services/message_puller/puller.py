@@ -14,7 +14,6 @@ broker, and only while this replica holds the lease (the SQL checks it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,11 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from services.message_puller import metrics, windows
-from services.message_puller.pull import Interrupted, WindowReader
 from services.message_puller.settings import PullerSettings
 from shared.checkpoint import Checkpoint
 from shared.database import CONNECTION_ERRORS
 from shared.errors import RetryableError
+from shared.export_reader import ExportReader, Interrupted
+from shared.puller_service import wait_or_stop
 from shared.schedule import Backfills, Sweeps
 from shared.turn_client import TurnRejected
 from shared.window import horizon
@@ -38,10 +38,6 @@ RETRYABLE: tuple[type[BaseException], ...] = (RetryableError, *CONNECTION_ERRORS
 
 RECOVERY = "recovery"
 AUDIT = "audit"
-
-
-class LeaseNotHeld(RetryableError):
-    """The checkpoint fence refused the write: another replica holds the lease now."""
 
 
 def utc_now() -> datetime:
@@ -59,7 +55,7 @@ class MessagePuller:
     def __init__(
         self,
         settings: PullerSettings,
-        reader: WindowReader,
+        reader: ExportReader,
         checkpoint: Checkpoint,
         sweeps: Sweeps,
         backfills: Backfills,
@@ -102,17 +98,17 @@ class MessagePuller:
                     backoff = self._s.error_backoff
                     continue
                 backoff = self._s.error_backoff
-                await _wait(stop, next_incremental - time.monotonic())
+                await wait_or_stop(stop, next_incremental - time.monotonic())
             except Interrupted:
                 return
             except TurnRejected as exc:
                 metrics.ERRORS.labels("rejected").inc()
                 log.error("Turn refused a request; retrying later", extra={"error": str(exc)})
-                await _wait(stop, max(backoff, 60.0))
+                await wait_or_stop(stop, max(backoff, 60.0))
             except RETRYABLE as exc:
                 metrics.ERRORS.labels(type(exc).__name__).inc()
                 log.warning("pull failed; retrying", extra={"error": repr(exc), "delay": backoff})
-                await _wait(stop, backoff)
+                await wait_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 60.0)
 
     async def _start(self) -> None:
@@ -142,12 +138,7 @@ class MessagePuller:
         if window is None:
             return True
         progress = await self._reader.read(window, "incremental", stop)
-        stored = await self._checkpoint.advance(window.until, lease=self._lease)
-        if stored is None:
-            current = await self._checkpoint.load()
-            if current is None or current < window.until:
-                raise LeaseNotHeld("checkpoint refused: the lease is not held")
-            stored = current
+        stored = await self._checkpoint.advance_fenced(window.until, lease=self._lease)
         self._observe(stored)
         log.info(
             "window pulled",
@@ -214,10 +205,3 @@ class MessagePuller:
         await self._reader.read(chunk, plan.name, stop)
         await self._sweeps.progress(plan.name, chunk.until)
         return True
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    if seconds <= 0:
-        return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

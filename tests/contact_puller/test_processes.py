@@ -21,9 +21,11 @@ from tests.contact_puller.conftest import (
     expected_versions,
     stored_versions,
 )
-from tests.message_puller.conftest import Turn, checkpoint, puller_env, turn
-from tests.message_puller.test_processes import writer_env
+
+# The message puller runs beside the contact puller in the shared-budget test.
+from tests.message_puller.conftest import checkpoint, puller_env
 from tests.processes import ROOT, ServiceProcess
+from tests.shared.simulated_export import Turn, turn, writer_env
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from tests.contact_puller.conftest import (
     drain_contacts,
     newest_version,
 )
-from tests.message_puller.conftest import turn
+from tests.shared.simulated_export import turn
 from tests.waiting import eventually
 
 

@@ -14,7 +14,7 @@ from shared.rate_budget import BudgetPolicy, RateBudget
 from shared.turn_client import TurnClient
 from shared.window import Window
 from tests.contact_puller.conftest import contact_spec
-from tests.message_puller.conftest import turn
+from tests.shared.simulated_export import turn
 
 
 async def test_the_gate_spaces_turns_apart():

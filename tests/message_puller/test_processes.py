@@ -29,15 +29,9 @@ from shared.broker import (
     webhook_route,
 )
 from tests.conftest import BUSINESS_NUMBER
-from tests.message_puller.conftest import (
-    Turn,
-    checkpoint,
-    drain_ids,
-    puller_env,
-    recent_spec,
-    turn,
-)
+from tests.message_puller.conftest import checkpoint, puller_env, recent_spec
 from tests.processes import ROOT, ServiceProcess
+from tests.shared.simulated_export import Turn, drain_ids, turn, writer_env
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -90,15 +84,6 @@ async def wait_all_stored(database_url: str, total: int, timeout: float = 120) -
         interval=0.25,
         what=f"{total} messages stored",
     )
-
-
-def writer_env(env: dict[str, str]) -> dict[str, str]:
-    return {
-        "DATABASE_URL": env["DATABASE_URL"],
-        "AMQP_URL": env["AMQP_URL"],
-        "BUSINESS_NUMBER_ID": env["BUSINESS_NUMBER_ID"],
-        "LOG_LEVEL": "WARNING",
-    }
 
 
 async def test_20k_backfill_from_empty_is_stored_exactly_once(database_url, amqp_url, db):

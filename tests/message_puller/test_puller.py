@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.message_puller.conftest import (
-    checkpoint,
-    drain_ids,
-    puller_env,
-    puller_running,
-    recent_spec,
-    turn,
-)
+from tests.message_puller.conftest import checkpoint, puller_env, puller_running, recent_spec
+from tests.shared.simulated_export import drain_ids, turn
 from tests.waiting import eventually
 
 

@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from shared.checkpoint import Checkpoint
+from shared.checkpoint import Checkpoint, LeaseNotHeld
 from shared.lease import Lease
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -53,3 +53,15 @@ async def test_a_fenced_advance_needs_the_lease(pool):
     assert await lease.try_acquire()
     assert await checkpoint.advance(T0, lease=(lease.name, "b")) is None
     assert await checkpoint.advance(T0, lease=(lease.name, "a")) == T0
+
+
+async def test_a_fenced_advance_refused_for_want_of_the_lease_is_an_error(pool):
+    checkpoint = Checkpoint(pool, "n1", "messages")
+    lease = Lease(pool, "n1:messages", "me", 30.0)
+    assert await lease.try_acquire()
+    assert await checkpoint.advance_fenced(T0, lease=(lease.name, "me")) == T0
+    # Not forward: nothing written, and that is no refusal.
+    assert await checkpoint.advance_fenced(T0, lease=(lease.name, "me")) == T0
+    with pytest.raises(LeaseNotHeld):
+        await checkpoint.advance_fenced(T0 + timedelta(hours=1), lease=(lease.name, "other"))
+    assert await checkpoint.load() == T0
