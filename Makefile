@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SERVICE_ENV = eval "$$(bash scripts/services.sh)"
 
-.PHONY: install services migrate test test-fast demo bench lint format lock clean
+.PHONY: install services migrate test test-fast demo bench chaos lint format lock clean
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,11 @@ demo: install
 
 bench: install
 	@$(SERVICE_ENV); $(PY) -m benchmarks
+
+# Private PostgreSQL and RabbitMQ of its own (it kills them): no `make services` needed,
+# only their packages. CHAOS_ARGS="--seed 7 --duration 600" for a long run.
+chaos: install
+	@bash scripts/services.sh >/dev/null; $(PY) -m chaos $(CHAOS_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff format --check .

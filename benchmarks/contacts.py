@@ -29,6 +29,7 @@ import asyncpg
 import httpx
 
 from benchmarks.environment import fresh_database, fresh_vhost
+from benchmarks.figures import Figure, record
 from tests.processes import ServiceProcess
 from turnsim.config import SimConfig
 from turnsim.dataset import Dataset, DatasetSpec
@@ -243,6 +244,15 @@ def run() -> str:
     alone, beside = asyncio.run(measure_all())
     bound = 2 * MESSAGE_INTERVAL + 1
     speed = beside.contacts_per_second / alone.contacts_per_second
+    record(
+        Figure(
+            "contact puller",
+            throughput=beside.contacts_per_second,
+            unit="contacts/s",
+            baseline="contacts alone",
+            baseline_throughput=alone.contacts_per_second,
+        )
+    )
     held = beside.contact_requests / beside.allowed
     lag_ok = beside.max_message_lag is not None and beside.max_message_lag <= bound
     return f"""## Contact puller

@@ -33,6 +33,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from benchmarks.environment import fresh_vhost
+from benchmarks.figures import Figure, record
 from services.webhook_gateway.app import WEBHOOK_PATH, serve, server_options
 from services.webhook_gateway.signature import sign
 from shared.broker import Publisher, Topology
@@ -235,6 +236,16 @@ def run() -> str:
     publish_rate, publish_cpu_us = measure_publisher(body)
 
     ratio = gateway.rps / ceiling.rps if ceiling.rps else 0.0
+    record(
+        Figure(
+            "gateway",
+            throughput=gateway.rps,
+            p50_ms=gateway.p50_ms,
+            p99_ms=gateway.p99_ms,
+            baseline="bare Starlette (ceiling)",
+            baseline_throughput=ceiling.rps,
+        )
+    )
     exact = depth == accepted and gateway.ok <= depth <= gateway.ok + CONNECTIONS
     verdict = (
         f"ratio {ratio:.0%} (target >= {TARGET_RATIO:.0%}: "

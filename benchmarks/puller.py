@@ -28,6 +28,7 @@ import httpx
 import orjson
 
 from benchmarks.environment import fresh_database, fresh_vhost
+from benchmarks.figures import Figure, record
 from shared.broker import ROUTE_EXPORT_MESSAGE, Publisher, Topology
 from tests.processes import ServiceProcess
 from turnsim.config import SimConfig
@@ -202,6 +203,15 @@ def run() -> str:
     baseline, bulk, bound = asyncio.run(measure_all())
     bulk_rate = bulk.published / bulk.seconds
     stored_rate = bulk.stored / bulk.seconds
+    record(
+        Figure(
+            "message puller",
+            throughput=bulk_rate,
+            unit="items/s",
+            baseline="bare confirmed publish",
+            baseline_throughput=baseline,
+        )
+    )
     verdict = "met" if bound.share >= TARGET_SHARE and bound.rate_limited == 0 else "NOT met"
     return f"""## Message puller
 

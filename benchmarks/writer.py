@@ -17,6 +17,7 @@ import asyncpg
 import orjson
 
 from benchmarks.environment import fresh_database, fresh_vhost
+from benchmarks.figures import Figure, record
 from services.db_writer.app import Writer
 from services.db_writer.settings import WriterSettings
 from shared import broker
@@ -182,6 +183,15 @@ async def measure() -> str:
     writer_rate = total_events / writer_seconds
     ratio = writer_rate / bare_rate
     strict = writer_rate / multi_rate
+    record(
+        Figure(
+            "writer",
+            throughput=writer_rate,
+            unit="events/s",
+            baseline="bare consume + ack",
+            baseline_throughput=bare_rate,
+        )
+    )
     return (
         "## Writer\n\n"
         f"{len(bodies):,} webhook bodies ({total_events:,} events: inbound texts with their "
