@@ -19,15 +19,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from services.contact_puller import metrics, plan
 from services.contact_puller.reader import ContactReader, MissingPermission
 from services.contact_puller.settings import ContactSettings
 from shared.checkpoint import Checkpoint
-from shared.database import CONNECTION_ERRORS
-from shared.errors import RetryableError
 from shared.export_reader import Interrupted
+from shared.puller_loop import RECOVERABLE, LoopMetrics, PullerLoop, utc_now
 from shared.puller_service import wait_or_stop
 from shared.schedule import Backfills
 from shared.turn_client import TurnRejected
@@ -35,17 +34,13 @@ from shared.window import Window, floor_second, horizon
 
 log = logging.getLogger(__name__)
 
-# Failures after which the same run may succeed later.
-RETRYABLE: tuple[type[BaseException], ...] = (RetryableError, *CONNECTION_ERRORS)
-# A refusal (403 that persisted, 401, 404) waits at least this long before the next try.
-REJECTED_BACKOFF = 60.0
+LOOP_METRICS = LoopMetrics(checkpoint=metrics.CHECKPOINT, lag=metrics.LAG, errors=metrics.ERRORS)
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+class ContactPuller(PullerLoop):
+    rejected_message = "Turn refused the contact export; retrying later"
+    retry_message = "run failed; retrying"
 
-
-class ContactPuller:
     def __init__(
         self,
         settings: ContactSettings,
@@ -56,17 +51,10 @@ class ContactPuller:
         lease: tuple[str, str] | None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        super().__init__(settings, checkpoint, LOOP_METRICS, lease=lease, clock=clock)
         self._s = settings
         self._reader = reader
-        self._checkpoint = checkpoint
         self._backfills = backfills
-        self._lease = lease
-        self._clock = clock
-
-    def initial_checkpoint(self) -> datetime:
-        if self._s.start_from is not None:
-            return self._s.start_from
-        return self._clock() - timedelta(seconds=self._s.start_lookback)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Pull until `stop` is set; failures are logged and retried with backoff."""
@@ -85,29 +73,15 @@ class ContactPuller:
                 await wait_or_stop(stop, min(next_run - time.monotonic(), self._s.backfill_poll))
             except Interrupted:
                 return
-            except TurnRejected as exc:
-                category = "forbidden" if isinstance(exc, MissingPermission) else "rejected"
-                metrics.ERRORS.labels(category).inc()
-                log.error(
-                    "Turn refused the contact export; retrying later", extra={"error": str(exc)}
-                )
-                await wait_or_stop(stop, max(backoff, REJECTED_BACKOFF))
-            except RETRYABLE as exc:
-                metrics.ERRORS.labels(type(exc).__name__).inc()
-                log.warning("run failed; retrying", extra={"error": repr(exc), "delay": backoff})
-                await wait_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 60.0)
+            except RECOVERABLE as exc:
+                backoff = await self.recover(exc, stop, backoff)
 
-    def _observe(self, checkpoint: datetime) -> None:
-        metrics.CHECKPOINT.set(checkpoint.timestamp())
-        metrics.LAG.set(max(0.0, (self._clock() - checkpoint).total_seconds()))
+    def rejected_category(self, exc: TurnRejected) -> str:
+        return "forbidden" if isinstance(exc, MissingPermission) else "rejected"
 
     async def incremental(self, stop: asyncio.Event) -> datetime:
         """One run over every window up to the horizon; returns the checkpoint after it."""
-        checkpoint = await self._checkpoint.load()
-        if checkpoint is None:
-            checkpoint = await self._checkpoint.load_or_start(self.initial_checkpoint())
-        self._observe(checkpoint)
+        checkpoint = await self.current_checkpoint()
         whole = plan.run_range(
             checkpoint, self._clock(), overlap=self._s.overlap, safety_lag=self._s.safety_lag
         )
@@ -120,8 +94,8 @@ class ContactPuller:
         stored = checkpoint
         if progress.newest is not None:
             target = min(progress.newest, whole.until)
-            stored = await self._checkpoint.advance_fenced(target, lease=self._lease)
-        self._observe(stored)
+            stored = await self.advance(target)
+        self.observe(stored)
         log.info(
             "contacts run finished",
             extra={

@@ -18,14 +18,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from services.message_puller import metrics, windows
 from services.message_puller.settings import PullerSettings
 from shared.checkpoint import Checkpoint
-from shared.database import CONNECTION_ERRORS
-from shared.errors import RetryableError
 from shared.export_reader import ExportReader, Interrupted
+from shared.puller_loop import RECOVERABLE, LoopMetrics, PullerLoop, utc_now
 from shared.puller_service import wait_or_stop
 from shared.schedule import Backfills, Sweeps
 from shared.turn_client import TurnRejected
@@ -33,15 +32,9 @@ from shared.window import horizon
 
 log = logging.getLogger(__name__)
 
-# Failures after which the same pull may succeed later.
-RETRYABLE: tuple[type[BaseException], ...] = (RetryableError, *CONNECTION_ERRORS)
-
+LOOP_METRICS = LoopMetrics(checkpoint=metrics.CHECKPOINT, lag=metrics.LAG, errors=metrics.ERRORS)
 RECOVERY = "recovery"
 AUDIT = "audit"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -51,7 +44,7 @@ class SweepPlan:
     span: float
 
 
-class MessagePuller:
+class MessagePuller(PullerLoop):
     def __init__(
         self,
         settings: PullerSettings,
@@ -63,22 +56,15 @@ class MessagePuller:
         lease: tuple[str, str] | None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        super().__init__(settings, checkpoint, LOOP_METRICS, lease=lease, clock=clock)
         self._s = settings
         self._reader = reader
-        self._checkpoint = checkpoint
         self._sweeps = sweeps
         self._backfills = backfills
-        self._lease = lease
-        self._clock = clock
         self._plans = (
             SweepPlan(RECOVERY, timedelta(seconds=settings.recovery_every), settings.recovery_span),
             SweepPlan(AUDIT, timedelta(seconds=settings.audit_every), settings.audit_span),
         )
-
-    def initial_checkpoint(self) -> datetime:
-        if self._s.start_from is not None:
-            return self._s.start_from
-        return self._clock() - timedelta(seconds=self._s.start_lookback)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Pull until `stop` is set; failures are logged and retried with backoff."""
@@ -101,33 +87,18 @@ class MessagePuller:
                 await wait_or_stop(stop, next_incremental - time.monotonic())
             except Interrupted:
                 return
-            except TurnRejected as exc:
-                metrics.ERRORS.labels("rejected").inc()
-                log.error("Turn refused a request; retrying later", extra={"error": str(exc)})
-                await wait_or_stop(stop, max(backoff, 60.0))
-            except RETRYABLE as exc:
-                metrics.ERRORS.labels(type(exc).__name__).inc()
-                log.warning("pull failed; retrying", extra={"error": repr(exc), "delay": backoff})
-                await wait_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 60.0)
+            except RECOVERABLE as exc:
+                backoff = await self.recover(exc, stop, backoff)
 
     async def _start(self) -> None:
-        checkpoint = await self._checkpoint.load_or_start(self.initial_checkpoint())
-        self._observe(checkpoint)
+        checkpoint = await self.start_checkpoint()
         for plan in self._plans:
             await self._sweeps.ensure(plan.name)
         log.info("pulling", extra={"checkpoint": checkpoint.isoformat()})
 
-    def _observe(self, checkpoint: datetime) -> None:
-        metrics.CHECKPOINT.set(checkpoint.timestamp())
-        metrics.LAG.set(max(0.0, (self._clock() - checkpoint).total_seconds()))
-
     async def incremental(self, stop: asyncio.Event) -> bool:
         """Read the next incremental window; True when that caught up with the horizon."""
-        checkpoint = await self._checkpoint.load()
-        if checkpoint is None:
-            checkpoint = await self._checkpoint.load_or_start(self.initial_checkpoint())
-        self._observe(checkpoint)
+        checkpoint = await self.current_checkpoint()
         window, caught_up = windows.incremental(
             checkpoint,
             self._clock(),
@@ -138,8 +109,8 @@ class MessagePuller:
         if window is None:
             return True
         progress = await self._reader.read(window, "incremental", stop)
-        stored = await self._checkpoint.advance_fenced(window.until, lease=self._lease)
-        self._observe(stored)
+        stored = await self.advance(window.until)
+        self.observe(stored)
         log.info(
             "window pulled",
             extra={

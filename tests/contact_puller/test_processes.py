@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +24,7 @@ from tests.contact_puller.conftest import (
 # The message puller runs beside the contact puller in the shared-budget test.
 from tests.message_puller.conftest import checkpoint, puller_env
 from tests.processes import ROOT, ServiceProcess
-from tests.shared.simulated_export import Turn, turn, writer_env
+from tests.shared.simulated_export import Turn, sampled, turn, writer_env
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -62,25 +61,11 @@ async def assert_once_each(db, t: Turn) -> None:
     assert {r["external_event_id"]: r["updated_at"] for r in events} == expected_versions(t)
 
 
-@contextlib.asynccontextmanager
-async def watch(database_url: str, probe=contact_checkpoint) -> AsyncIterator[list[Any]]:
+def watch(
+    database_url: str, probe=contact_checkpoint
+) -> contextlib.AbstractAsyncContextManager[list[Any]]:
     """Every distinct checkpoint value seen while the block runs, sampled often."""
-    seen: list[Any] = []
-
-    async def sample() -> None:
-        while True:
-            value = await probe(database_url)
-            if value is not None and (not seen or seen[-1] != value):
-                seen.append(value)
-            await asyncio.sleep(0.05)
-
-    task = asyncio.create_task(sample())
-    try:
-        yield seen
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return sampled(lambda: probe(database_url))
 
 
 async def test_backfill_subcommand_lands_each_contact_once_with_its_newest_version(

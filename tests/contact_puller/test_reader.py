@@ -8,13 +8,10 @@ from datetime import timedelta
 import pytest
 
 from services.contact_puller.reader import ContactReader, CursorGate, MissingPermission
-from shared.broker import Publisher, Topology
-from shared.database import create_pool
-from shared.rate_budget import BudgetPolicy, RateBudget
 from shared.turn_client import TurnClient
 from shared.window import Window
 from tests.contact_puller.conftest import contact_spec
-from tests.shared.simulated_export import turn
+from tests.shared.simulated_export import budget_and_publisher, turn
 
 
 async def test_the_gate_spaces_turns_apart():
@@ -32,14 +29,8 @@ async def test_the_gate_spaces_turns_apart():
 
 @pytest.fixture
 async def parts(database_url, amqp_url):
-    pool = await create_pool(database_url)
-    budget = RateBudget(pool, "27600000000", "contacts", BudgetPolicy(1000, 1.0))
-    await budget.setup()
-    publisher = Publisher(amqp_url, Topology())
-    await publisher.start(wait=True)
-    yield budget, publisher
-    await publisher.close()
-    await pool.close()
+    async with budget_and_publisher(database_url, amqp_url, "contacts") as both:
+        yield both
 
 
 def reader_for(t, budget, publisher, *, stagger, retries=6, backoff=0.2):

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 
 import asyncpg
@@ -31,7 +31,7 @@ from shared.broker import (
 from tests.conftest import BUSINESS_NUMBER
 from tests.message_puller.conftest import checkpoint, puller_env, recent_spec
 from tests.processes import ROOT, ServiceProcess
-from tests.shared.simulated_export import Turn, drain_ids, turn, writer_env
+from tests.shared.simulated_export import Turn, drain_ids, sampled, turn, writer_env
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -45,25 +45,9 @@ async def stored_messages(database_url: str) -> int:
         await conn.close()
 
 
-@contextlib.asynccontextmanager
-async def watch_checkpoint(database_url: str) -> AsyncIterator[list[datetime]]:
+def watch_checkpoint(database_url: str) -> contextlib.AbstractAsyncContextManager[list[datetime]]:
     """Every checkpoint value seen while the block runs, sampled often."""
-    seen: list[datetime] = []
-
-    async def sample() -> None:
-        while True:
-            value = await checkpoint(database_url)
-            if value is not None and (not seen or seen[-1] != value):
-                seen.append(value)
-            await asyncio.sleep(0.05)
-
-    task = asyncio.create_task(sample())
-    try:
-        yield seen
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return sampled(lambda: checkpoint(database_url))
 
 
 async def assert_stored_exactly_once(db, t: Turn) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -15,7 +15,9 @@ from typing import Any, TypeVar
 import aio_pika
 import asyncpg
 
-from shared.broker import Topology
+from shared.broker import Publisher, Topology
+from shared.database import create_pool
+from shared.rate_budget import BudgetPolicy, RateBudget
 from tests.conftest import BUSINESS_NUMBER
 from tests.servers import free_port
 from turnsim.config import SimConfig
@@ -24,6 +26,7 @@ from turnsim.server import running
 from turnsim.simulator import Simulator
 
 S = TypeVar("S")
+T = TypeVar("T")
 
 
 def spec_before_now(*, messages: int, contacts: int, days: float, seed: int) -> DatasetSpec:
@@ -135,3 +138,42 @@ async def drain_ids(amqp_url: str, queue: str | None = None) -> Counter[str]:
         return ids
     finally:
         await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def budget_and_publisher(
+    database_url: str, amqp_url: str, stream: str
+) -> AsyncIterator[tuple[RateBudget, Publisher]]:
+    """A generous rate budget for `stream` and a started publisher, for reader tests."""
+    pool = await create_pool(database_url)
+    budget = RateBudget(pool, BUSINESS_NUMBER, stream, BudgetPolicy(1000, 1.0))
+    await budget.setup()
+    publisher = Publisher(amqp_url, Topology())
+    await publisher.start(wait=True)
+    try:
+        yield budget, publisher
+    finally:
+        await publisher.close()
+        await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def sampled(probe: Callable[[], Awaitable[T | None]]) -> AsyncIterator[list[T]]:
+    """Every distinct value `probe` returns while the block runs (None skipped), sampled
+    often: a checkpoint's path, say."""
+    seen: list[T] = []
+
+    async def sample() -> None:
+        while True:
+            value = await probe()
+            if value is not None and (not seen or seen[-1] != value):
+                seen.append(value)
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(sample())
+    try:
+        yield seen
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

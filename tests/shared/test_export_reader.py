@@ -7,14 +7,12 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from services.message_puller.items import message_id, message_time
-from shared.broker import ROUTE_EXPORT_MESSAGE, Publisher, Topology
-from shared.database import create_pool
+from shared.broker import ROUTE_EXPORT_MESSAGE
 from shared.export_publisher import ExportPublisher
 from shared.export_reader import ExportReader, Interrupted, Progress, ReaderMetrics
-from shared.rate_budget import BudgetPolicy, RateBudget
 from shared.turn_client import TurnClient
 from shared.window import Window
-from tests.shared.simulated_export import drain_ids, spec_before_now, turn
+from tests.shared.simulated_export import budget_and_publisher, drain_ids, spec_before_now, turn
 
 
 def counters() -> ReaderMetrics:
@@ -29,14 +27,8 @@ def counters() -> ReaderMetrics:
 
 @pytest.fixture
 async def parts(database_url, amqp_url):
-    pool = await create_pool(database_url)
-    budget = RateBudget(pool, "27600000000", "messages", BudgetPolicy(1000, 1.0))
-    await budget.setup()
-    publisher = Publisher(amqp_url, Topology())
-    await publisher.start(wait=True)
-    yield budget, publisher
-    await publisher.close()
-    await pool.close()
+    async with budget_and_publisher(database_url, amqp_url, "messages") as both:
+        yield both
 
 
 def reader_for(t, budget, publisher, metrics, *, page_size=50):
