@@ -30,6 +30,7 @@ import aio_pika
 import aio_pika.abc
 import aio_pika.exceptions
 import aiormq.exceptions
+from pamqp import commands as spec
 
 from shared.errors import BrokerUnavailable
 
@@ -51,6 +52,7 @@ H_ORIGINAL_ROUTING_KEY = "x-original-routing-key"
 
 ROUTE_EXPORT_MESSAGE = "export.message"
 ROUTE_EXPORT_CONTACT = "export.contact"
+PERSISTENT = int(aio_pika.DeliveryMode.PERSISTENT)
 KNOWN_SUBSCRIPTIONS = frozenset({"whatsapp", "turn", "journey_outbound", "engage"})
 
 
@@ -172,7 +174,6 @@ class Publisher:
         self._name = name
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._channel: aio_pika.abc.AbstractChannel | None = None
-        self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
         self._connector: asyncio.Task[None] | None = None
 
     async def start(self, *, wait: bool = False) -> None:
@@ -188,10 +189,7 @@ class Publisher:
                     self._url, client_properties={"connection_name": self._name}
                 )
                 channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-                self._exchanges[""] = await declare(channel, self._topology)
-                self._exchanges[self._topology.dead_exchange] = await channel.get_exchange(
-                    self._topology.dead_exchange
-                )
+                await declare(channel, self._topology)
                 self._connection, self._channel = connection, channel
                 log.info("broker connected", extra={"exchange": self._topology.exchange})
                 return
@@ -219,24 +217,33 @@ class Publisher:
         dead_letter: bool = False,
     ) -> None:
         """Publish and wait for the broker's confirm; raise BrokerUnavailable otherwise."""
-        exchange = self._exchanges.get(self._topology.dead_exchange if dead_letter else "")
-        if exchange is None or not self.connected:
+        channel = self._channel
+        if channel is None or not self.connected:
             raise BrokerUnavailable("not connected to RabbitMQ")
-        message = aio_pika.Message(
-            body,
-            headers=dict(headers),
+        # aiormq's frame directly, as aio-pika's Exchange.publish sends it, without building an
+        # aio_pika.Message first: that object cost a third of the client CPU per publish.
+        properties = spec.Basic.Properties(
             content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            delivery_mode=PERSISTENT,
+            headers=dict(headers),
             message_id=message_id,
             timestamp=datetime.now(UTC),
         )
+        exchange = self._topology.dead_exchange if dead_letter else self._topology.exchange
         try:
             # One deadline for the whole publish, channel waits included.
             async with asyncio.timeout(self._confirm_timeout):
-                await exchange.publish(message, routing_key, mandatory=True)
-        except aio_pika.exceptions.PublishError as exc:
+                underlay = await channel.get_underlay_channel()
+                await underlay.basic_publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    properties=properties,
+                    mandatory=True,
+                )
+        except aiormq.exceptions.PublishError as exc:
             raise BrokerUnavailable(f"unroutable: {routing_key}") from exc
-        except aio_pika.exceptions.DeliveryError as exc:
+        except aiormq.exceptions.DeliveryError as exc:
             raise BrokerUnavailable("broker refused the message (nack)") from exc
         except BROKER_ERRORS as exc:
             raise BrokerUnavailable(f"publish failed: {type(exc).__name__}") from exc
@@ -250,4 +257,3 @@ class Publisher:
             with contextlib.suppress(*BROKER_ERRORS):
                 await self._connection.close()
         self._connection = self._channel = None
-        self._exchanges.clear()
