@@ -7,6 +7,7 @@ Markdown section with its figures beside its baseline's.
 from __future__ import annotations
 
 import importlib
+import os
 import platform
 import subprocess
 import sys
@@ -39,6 +40,12 @@ def machine() -> str:
     return f"{cpu}, {cores} cores, Python {platform.python_version()}, {platform.platform()}"
 
 
+def command() -> str:
+    """The command as run, with any BENCH_* sizes that were set, so the run can be repeated."""
+    sizes = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("BENCH_"))
+    return " ".join([*sizes, "make bench"])
+
+
 def main() -> None:
     only = sys.argv[1:]
     sections = []
@@ -58,7 +65,7 @@ def main() -> None:
         return
     header = (
         "# Benchmarks\n\n"
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `make bench` "
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `{command()}` "
         f"on {machine()}.\n"
         "Every figure is beside a baseline measured in the same run on the same machine; "
         "compare ratios, not absolute numbers, across machines.\n"
