@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -57,3 +57,28 @@ def setup(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     # Library chatter at INFO (every reconnect attempt, every request) drowns the useful lines.
     for noisy in ("aiormq", "aio_pika", "uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+class Throttle:
+    """At most one log line per key per `interval` seconds.
+
+    A flood of forged webhooks or a broker outage must not flood the logs too: the metrics
+    count every event; the log shows the first, then one line per interval saying how many
+    were held back meanwhile.
+    """
+
+    def __init__(self, interval: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def allow(self, key: str) -> int | None:
+        """None: stay quiet. Otherwise log now; the number is how many were held back."""
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        self._last[key] = now
+        return self._held.pop(key, 0)

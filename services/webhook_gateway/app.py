@@ -39,6 +39,7 @@ from shared.broker import (
     webhook_route,
 )
 from shared.errors import RetryableError
+from shared.logs import Throttle
 from shared.probes import probe_routes
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class WebhookEndpoint:
         self._limit = settings.max_body_bytes
         self._business_number = settings.common.business_number_id
         self._retry_after = (b"retry-after", str(settings.retry_after_seconds).encode())
+        # Every refusal is counted in metrics; the log gets one line per kind per interval.
+        self._quiet = Throttle(interval=10.0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         received_at = utc_now_iso()
@@ -117,16 +120,19 @@ class WebhookEndpoint:
         if reason is not None:
             metrics.UNAUTHORIZED.inc()
             metrics.SIGNATURE_FAILURE[reason].inc()
-            log.warning(
-                "webhook refused: signature %s",
-                reason,
-                extra={
-                    "reason": reason,
-                    "subscription": _text(subscription),
-                    "body_bytes": size,
-                    "client": _client(scope),
-                },
-            )
+            held = self._quiet.allow(f"signature:{reason}")
+            if held is not None:
+                log.warning(
+                    "webhook refused: signature %s",
+                    reason,
+                    extra={
+                        "reason": reason,
+                        "subscription": _text(subscription),
+                        "body_bytes": size,
+                        "client": _client(scope),
+                        "suppressed_since_last": held,
+                    },
+                )
             await _answer(send, 401, b"invalid signature\n")
             return
 
@@ -155,11 +161,17 @@ class WebhookEndpoint:
         except RetryableError as exc:
             metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
             metrics.UNAVAILABLE.inc()
-            log.warning(
-                "webhook not accepted: %s",
-                exc,
-                extra={"delivery_id": delivery_id, "subscription": subscription_name},
-            )
+            held = self._quiet.allow("unavailable")
+            if held is not None:
+                log.warning(
+                    "webhook not accepted: %s",
+                    exc,
+                    extra={
+                        "delivery_id": delivery_id,
+                        "subscription": subscription_name,
+                        "suppressed_since_last": held,
+                    },
+                )
             await _answer(send, 503, b"broker unavailable, retry later\n", self._retry_after)
             return
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
@@ -168,7 +180,12 @@ class WebhookEndpoint:
 
     async def _too_large(self, send: Send, size: int) -> None:
         metrics.TOO_LARGE.inc()
-        log.warning("webhook refused: body too large", extra={"body_bytes": size})
+        held = self._quiet.allow("too_large")
+        if held is not None:
+            log.warning(
+                "webhook refused: body too large",
+                extra={"body_bytes": size, "suppressed_since_last": held},
+            )
         await _answer(send, 413, b"body too large\n")
 
 

@@ -2,7 +2,7 @@ import logging
 
 import orjson
 
-from shared.logs import JsonFormatter
+from shared.logs import JsonFormatter, Throttle
 
 
 def _record(msg, *args, **extra):
@@ -24,3 +24,16 @@ def test_secrets_are_scrubbed_wherever_they_appear():
     text = formatter.format(_record("token s3cr3t-token-longer", url="x://u:s3cr3t-token@h"))
     assert "s3cr3t" not in text
     assert text.count("***") == 2
+
+
+def test_throttle_lets_one_line_per_interval_and_counts_the_rest():
+    now = [100.0]
+    throttle = Throttle(interval=10.0, clock=lambda: now[0])
+    assert throttle.allow("401") == 0
+    assert throttle.allow("401") is None
+    assert throttle.allow("503") == 0  # keys are independent
+    now[0] += 5
+    assert throttle.allow("401") is None
+    now[0] += 5
+    assert throttle.allow("401") == 2  # two held back since the last line
+    assert throttle.allow("401") is None

@@ -139,6 +139,18 @@ async def test_wrong_signature_is_refused_and_logged_without_body_or_secret(
     assert headers["X-Turn-Hook-Signature"] not in text
 
 
+async def test_a_flood_of_forgeries_is_all_counted_but_logged_once(client, amqp_url, caplog):
+    before = signature_failures("mismatch")
+    for n in range(30):
+        response = await client.post(
+            WEBHOOK_PATH, content=b"{}", headers={"X-Turn-Hook-Signature": f"forged{n}"}
+        )
+        assert response.status_code == 401
+    assert signature_failures("mismatch") == before + 30
+    refused = [r for r in caplog.records if "signature" in r.getMessage()]
+    assert len(refused) == 1, "one line per interval, not one per forged request"
+
+
 async def test_body_over_the_limit_by_content_length_is_refused_at_once(client, amqp_url):
     body = b"x" * 4097  # the fixture's limit is 4096
     before = requests_total("too_large")
