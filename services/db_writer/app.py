@@ -75,6 +75,7 @@ class Writer:
         # Per delivering channel: tags received and not yet settled (for safe multiple acks).
         self._unsettled: dict[int, tuple[aiormq.abc.AbstractChannel, set[int]]] = {}
         self._db_ok = False
+        self._writes_failing = False
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -129,7 +130,11 @@ class Writer:
         log.info("writer stopped", extra={"left_unacked": len(left), "acked": self.acked})
 
     def ready(self) -> dict[str, bool]:
-        return {"database": self._db_ok, "consuming": self.consuming}
+        # A database that answers pings but refuses writes (read-only, disk full) is not ready.
+        return {
+            "database": self._db_ok and not self._writes_failing,
+            "consuming": self.consuming,
+        }
 
     @property
     def consuming(self) -> bool:
@@ -276,9 +281,11 @@ class Writer:
                 if self._pool is None:
                     raise DatabaseUnavailable("no connection to PostgreSQL yet")
                 result = await store(self._pool, events)
+                self._writes_failing = False
                 self._set_database(True)
                 return result
             except DatabaseUnavailable as exc:
+                self._writes_failing = True
                 self._set_database(False)
                 metrics.DB_RETRIES.inc()
                 log.warning(

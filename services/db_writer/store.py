@@ -299,7 +299,8 @@ async def write(conn: asyncpg.Connection, events: Sequence[Event]) -> Counts:
 async def store(pool: asyncpg.Pool, events: Sequence[Event]) -> Result:
     """Write a de-duplicated batch in one transaction; isolate the events PostgreSQL refuses.
 
-    Raises DatabaseUnavailable when PostgreSQL is away: then nothing was committed.
+    Raises DatabaseUnavailable when PostgreSQL is away or refuses every write: then nothing
+    was committed.
     """
     try:
         async with pool.acquire() as conn:
@@ -315,6 +316,13 @@ async def store(pool: asyncpg.Pool, events: Sequence[Event]) -> Result:
                 return result
     except CONNECTION_ERRORS as exc:
         raise DatabaseUnavailable(f"PostgreSQL unavailable: {type(exc).__name__}: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        # Not the data (that is REFUSED, above) but the database: read-only after a failover,
+        # disk full, a migration not applied, a permission missing. The same batch will go
+        # through once that is fixed, so it is retried like an outage, never dead-lettered.
+        raise DatabaseUnavailable(
+            f"PostgreSQL cannot take writes: {exc.sqlstate} {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 async def _bisect(conn: asyncpg.Connection, events: Sequence[Event], result: Result) -> None:

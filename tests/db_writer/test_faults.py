@@ -146,3 +146,51 @@ def test_the_service_refuses_to_start_without_its_urls(service_env, missing):
     )
     assert done.returncode != 0
     assert missing in done.stderr
+
+
+async def test_a_database_that_refuses_writes_is_waited_for_not_dead_lettered(
+    writer_env, feed: Feed, db, database_url, vhost
+):
+    """Read-only after a failover (or disk full, a missing migration): retry, never DLQ."""
+    await db.execute(
+        f'ALTER DATABASE "{db_name(database_url)}" SET default_transaction_read_only = on'
+    )
+    writer = await started(writer_env)
+    try:
+        retries_before = await _value(metrics.DB_RETRIES)
+        await publish_many(feed, range(20))
+        await eventually(
+            lambda: _value(metrics.DB_RETRIES),
+            until=lambda n: n >= retries_before + 3,
+            what="several retries against the read-only database",
+        )
+        assert writer.ready()["database"] is False
+        assert writer.acked == 0
+        assert await vhost.depth(Topology().dead_queue) == 0
+
+        await db.execute(
+            f'ALTER DATABASE "{db_name(database_url)}" SET default_transaction_read_only = off'
+        )
+        # Sessions keep the default they started with: make the pool open new ones.
+        await db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        await eventually(lambda: stored(database_url), until=lambda n: n == 20, what="all 20")
+        await eventually(lambda: _all_acked(writer, 20), what="all acked")
+        assert await vhost.depth(Topology().dead_queue) == 0
+        await eventually(lambda: _ready(writer), what="ready again")
+    finally:
+        await writer.stop()
+
+
+def db_name(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+async def _all_acked(writer, count: int) -> bool:
+    return bool(writer.acked == count)
+
+
+async def _ready(writer) -> bool:
+    return all(writer.ready().values())
