@@ -152,6 +152,28 @@ BROKER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def refusal(exc: BaseException) -> str | None:
+    """The broker's reason when it answered and said no; None when it was not reached at all.
+
+    A refusal (an inequivalent queue, access refused, bad credentials) will not go away by
+    waiting, so it is worth telling apart from a broker that is down.
+    """
+    refused = (
+        aiormq.exceptions.ChannelClosed,
+        aiormq.exceptions.ConnectionClosed,
+        aiormq.exceptions.AuthenticationError,
+        aiormq.exceptions.ProbableAuthenticationError,
+    )
+    if not isinstance(exc, refused):
+        return None
+    return " ".join(str(arg) for arg in exc.args if arg is not None) or type(exc).__name__
+
+
+async def _close_quietly(connection: aio_pika.abc.AbstractConnection) -> None:
+    with contextlib.suppress(*BROKER_ERRORS):
+        await connection.close()
+
+
 class Publisher:
     """Persistent, mandatory, confirmed publishing over one robust connection.
 
@@ -184,6 +206,7 @@ class Publisher:
     async def _connect_forever(self) -> None:
         delay = 0.2
         while True:
+            connection: aio_pika.abc.AbstractRobustConnection | None = None
             try:
                 connection = await aio_pika.connect_robust(
                     self._url, client_properties={"connection_name": self._name}
@@ -193,8 +216,20 @@ class Publisher:
                 self._connection, self._channel = connection, channel
                 log.info("broker connected", extra={"exchange": self._topology.exchange})
                 return
+            except asyncio.CancelledError:
+                if connection is not None:
+                    await _close_quietly(connection)
+                raise
             except BROKER_ERRORS as exc:
-                log.warning("broker not reachable, retrying", extra={"error": repr(exc)})
+                # A robust connection reconnects itself forever: left open, every round of a
+                # refused declare would add one more.
+                if connection is not None:
+                    await _close_quietly(connection)
+                reason = refusal(exc)
+                if reason is None:
+                    log.warning("broker not reachable, retrying", extra={"error": repr(exc)})
+                else:
+                    log.warning(f"broker refused: {reason}, retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
