@@ -33,5 +33,7 @@ def message_time(item: Any) -> datetime | None:
         return None
     try:
         return datetime.fromtimestamp(int(message["timestamp"]), UTC)
-    except (KeyError, TypeError, ValueError, OverflowError):
+    # OSError: out of the platform's range (EOVERFLOW); left to rise, it would pass for a lost
+    # database (shared.database.CONNECTION_ERRORS) and the same window would be re-read forever.
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
         return None

@@ -20,3 +20,10 @@ def test_odd_items_give_none_rather_than_failing():
     for item in odd:
         assert message_id(item) is None
         assert message_time(item) is None
+
+
+def test_a_timestamp_past_the_platforms_range_gives_none():
+    # fromtimestamp raises OSError (EOVERFLOW) here, which the puller loop would take for a
+    # lost database and retry forever.
+    for stamp in ["100000000000000000", "-100000000000000000", "1" + "0" * 40]:
+        assert message_time({"id": "wamid.x", "timestamp": stamp}) is None
