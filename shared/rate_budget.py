@@ -250,7 +250,11 @@ class RateBudget:
         if remaining == 0 and reset is not None:
             # Turn says the window is spent (other callers may share it): wait for its reset,
             # but never longer than a window, whatever clock skew says.
-            until = datetime.fromtimestamp(reset, UTC)
+            try:
+                until = datetime.fromtimestamp(reset, UTC)
+            except (ValueError, OverflowError, OSError):
+                # A garbled reset (inf, nan, past the platform's range) counts as absent.
+                return
             await self._block_until(until)
 
     async def block(self, seconds: float) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -87,18 +88,26 @@ def user_agent(service: str, instance: str) -> str:
     return f"turnio-ingest/{service} ({instance})"
 
 
+# Beyond these a rate header is garbled, not a figure: 1e10 s is the year 2286 as an epoch and
+# three centuries as a wait, and a count must fit rate_budget's PostgreSQL integer. Taken at
+# face value they overflow datetime, int() or the database, so they count as absent.
+_MAX_SECONDS = 1e10
+_MAX_COUNT = 2**31 - 1
+
+
 def _int_header(headers: httpx.Headers, name: str) -> int | None:
-    try:
-        return int(float(headers[name]))
-    except (KeyError, ValueError):
+    value = _float_header(headers, name)
+    if value is None or abs(value) > _MAX_COUNT:
         return None
+    return int(value)
 
 
 def _float_header(headers: httpx.Headers, name: str) -> float | None:
     try:
-        return float(headers[name])
+        value = float(headers[name])
     except (KeyError, ValueError):
         return None
+    return value if math.isfinite(value) and abs(value) <= _MAX_SECONDS else None
 
 
 def retry_after_seconds(headers: httpx.Headers, now: float | None = None) -> float:

@@ -1,4 +1,5 @@
 import asyncio
+import math
 import time
 from datetime import timedelta
 
@@ -106,6 +107,21 @@ async def test_remaining_zero_waits_for_the_reset(pools):
     started = time.monotonic()
     await budget.acquire()
     assert 0.45 <= time.monotonic() - started < 3
+
+
+async def test_a_garbled_reset_is_ignored(pools):
+    policy = BudgetPolicy(limit=100, window=5.0, margin=1.0)
+    budget = RateBudget(pools[0], NUMBER, "messages", policy)
+    await budget.setup()
+    # Past datetime's range (OverflowError / OSError / ValueError): as if Turn sent no reset.
+    for reset in [1e20, -1e20, math.inf, math.nan]:
+        await budget.observe(limit=None, remaining=0, reset=reset)
+    blocked = await pools[0].fetchval(
+        "SELECT coalesce(blocked_until > clock_timestamp(), false) FROM rate_budget"
+        " WHERE business_number_id = $1",
+        NUMBER,
+    )
+    assert blocked is False
 
 
 async def test_capped_client_gets_its_share_while_the_other_has_demand(pools):

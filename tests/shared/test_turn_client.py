@@ -11,6 +11,8 @@ from shared.turn_client import (
     TurnRejected,
     TurnUnauthorized,
     TurnUnavailable,
+    _float_header,
+    _int_header,
     iso_z,
     next_cursor,
     retry_after_seconds,
@@ -48,6 +50,28 @@ def test_retry_after_falls_back_to_the_reset():
     assert retry_after_seconds(httpx.Headers({"Retry-After": "3"})) == 3.0
     assert retry_after_seconds(httpx.Headers({"X-Ratelimit-Reset": "102.5"}), now=100.0) == 2.5
     assert retry_after_seconds(httpx.Headers()) == 1.0
+
+
+def test_garbled_rate_headers_count_as_absent():
+    for garbled in ["inf", "-inf", "nan", "1e400", "1e30", "soon"]:
+        headers = httpx.Headers(
+            {"X-Ratelimit-Limit": garbled, "X-Ratelimit-Remaining": garbled, "Retry-After": garbled}
+        )
+        assert _int_header(headers, "x-ratelimit-limit") is None
+        assert _float_header(headers, "retry-after") is None
+        assert retry_after_seconds(headers) == 1.0
+        reset = httpx.Headers({"X-Ratelimit-Reset": garbled})
+        assert _float_header(reset, "x-ratelimit-reset") is None
+        assert retry_after_seconds(reset, now=100.0) == 1.0
+    # announced_limit is a PostgreSQL integer: a count past it is no count Turn sends.
+    assert (
+        _int_header(httpx.Headers({"X-Ratelimit-Limit": "3000000000"}), "x-ratelimit-limit") is None
+    )
+    assert _int_header(httpx.Headers({"X-Ratelimit-Limit": "600"}), "x-ratelimit-limit") == 600
+    assert (
+        _float_header(httpx.Headers({"X-Ratelimit-Reset": "1700000000.5"}), "x-ratelimit-reset")
+        == 1700000000.5
+    )
 
 
 @pytest.fixture
