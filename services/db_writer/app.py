@@ -178,6 +178,7 @@ class Writer:
     async def _connect_broker(self) -> None:
         delay = self.settings.backoff_initial
         while True:
+            connection: aio_pika.abc.AbstractRobustConnection | None = None
             try:
                 # Robust: after a lost connection aio-pika reconnects, restores the QoS and
                 # the consumers; unacked deliveries of the dead channel are redelivered.
@@ -196,7 +197,14 @@ class Writer:
                 log.info("consuming", extra={"queues": list(self.topology.bindings())})
                 return
             except broker.BROKER_ERRORS as exc:
-                log.warning("RabbitMQ not reachable, retrying", extra={"error": repr(exc)})
+                # Connected but refused (e.g. a queue declared with other arguments): close
+                # this connection, or every retry would leave one more reconnecting forever.
+                if connection is not None:
+                    with contextlib.suppress(*broker.BROKER_ERRORS):
+                        await connection.close()
+                    self._consumers.clear()
+                what = "refused the topology" if connection is not None else "not reachable"
+                log.warning(f"RabbitMQ {what}, retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.backoff_max)
 

@@ -4,6 +4,7 @@ import asyncio
 import subprocess
 import sys
 
+import aio_pika
 import asyncpg
 import httpx
 import orjson
@@ -14,7 +15,7 @@ from shared.broker import Topology
 from shared.migrate import apply as apply_migrations
 from tests.db_writer.conftest import Feed, started
 from tests.processes import ROOT, ServiceProcess
-from tests.servers import LocalPostgres
+from tests.servers import RABBIT_BIN, LocalPostgres, LocalRabbit
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -194,3 +195,47 @@ async def _all_acked(writer, count: int) -> bool:
 
 async def _ready(writer) -> bool:
     return all(writer.ready().values())
+
+
+async def test_a_refused_topology_is_retried_without_leaking_connections(writer_env, caplog):
+    """A queue declared by someone else with other arguments: retry, one connection at a time.
+
+    Counted by the broker's own CLI on a private node: the management API's connection list
+    lags by its statistics interval and would miss short-lived connections.
+    """
+    node = LocalRabbit(management=False)
+    node.start()
+    try:
+        connection = await aio_pika.connect(node.url)
+        channel = await connection.channel()
+        await channel.declare_queue(Topology().webhook_queue, durable=True)  # classic
+        await connection.close()
+        writer = await started({**writer_env, "AMQP_URL": node.url}, wait_ready=False)
+        try:
+            await eventually(
+                lambda: _refusals(caplog),
+                until=lambda n: n >= 4,
+                timeout=30,
+                what="several refused attempts",
+            )
+            assert _open_connections(node) <= 1
+            assert writer.ready()["consuming"] is False
+        finally:
+            await writer.stop()
+    finally:
+        node.destroy()
+
+
+async def _refusals(caplog) -> int:
+    return sum(r.getMessage().startswith("RabbitMQ ") for r in caplog.records)
+
+
+def _open_connections(node: LocalRabbit) -> int:
+    listed = subprocess.run(
+        [str(RABBIT_BIN / "rabbitmqctl"), "-q", "-n", node.node, "list_connections", "name"],
+        env=node.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return len([line for line in listed.stdout.splitlines() if line.strip()])
