@@ -25,8 +25,11 @@ _STANDARD_ATTRS = frozenset(
 class JsonFormatter(logging.Formatter):
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
+        # Lines are scrubbed once encoded, where a secret with `"`, `\` or a control character
+        # appears JSON-escaped: both forms are looked for.
+        forms = {f for s in secrets if len(s) >= 4 for f in (s, orjson.dumps(s)[1:-1].decode())}
         # Longest first, so a secret that contains another is scrubbed whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self._secrets = sorted(forms, key=len, reverse=True)
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {

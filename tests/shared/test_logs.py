@@ -26,6 +26,14 @@ def test_secrets_are_scrubbed_wherever_they_appear():
     assert text.count("***") == 2
 
 
+def test_secrets_that_json_escapes_are_scrubbed_too():
+    # The line is scrubbed after encoding, where `"` and `\` appear escaped.
+    secret = 'pa"ss\\w@rd'
+    text = JsonFormatter(secrets=[secret]).format(_record(f"login failed for {secret}"))
+    assert orjson.loads(text)["msg"] == "login failed for ***"
+    assert orjson.dumps(secret)[1:-1].decode() not in text
+
+
 def test_throttle_lets_one_line_per_interval_and_counts_the_rest():
     now = [100.0]
     throttle = Throttle(interval=10.0, clock=lambda: now[0])
