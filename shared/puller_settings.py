@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from shared.errors import ConfigError
 from shared.lease import instance_id
 from shared.rate_budget import BudgetPolicy
-from shared.settings import CommonSettings, Env, redact_url
+from shared.settings import CommonSettings, Env, redact_url, url_secrets
 from shared.turn_client import DEFAULT_BASE_URL
 
 DAY = 86400.0
@@ -124,12 +124,10 @@ class PullerSettingsBase:
 
     def secrets(self) -> list[str]:
         """What must never appear in a log line."""
-        found = [self.turnio_bearer_token]
-        for url in (self.common.database_url, self.common.amqp_url):
-            password = urlsplit(url).password
-            if password:
-                found.append(password)
-        return found
+        return [
+            self.turnio_bearer_token,
+            *url_secrets(self.common.database_url, self.common.amqp_url),
+        ]
 
     def repr_extra(self) -> str:
         """The subclass's own fields for `repr`, after the rate limit."""

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from shared.errors import ConfigError
 
@@ -137,6 +137,21 @@ class CommonSettings:
             f"amqp_url={redact_url(self.amqp_url)!r}, "
             f"business_number_id={self.business_number_id!r}, log_level={self.log_level!r})"
         )
+
+
+def url_secrets(*urls: str) -> list[str]:
+    """The passwords in these URLs, for shared.logs.setup(secrets=...).
+
+    Each both as written (percent-encoded) and decoded: the URL holds the first, but a library
+    error may quote the password it actually sent.
+    """
+    found: list[str] = []
+    for url in urls:
+        password = urlsplit(url).password
+        for form in (password, unquote(password)) if password else ():
+            if form not in found:
+                found.append(form)
+    return found
 
 
 def redact_url(url: str) -> str:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
-from shared.settings import CommonSettings, Env, redact_url
+from shared.settings import CommonSettings, Env, redact_url, url_secrets
 
 MIB = 1024 * 1024
 
@@ -47,8 +46,7 @@ class GatewaySettings:
 
     def secrets(self) -> list[str]:
         """What must never appear in a log line."""
-        password = _password(self.common.amqp_url)
-        return [*self.webhook_secrets, *([password] if password else [])]
+        return [*self.webhook_secrets, *url_secrets(self.common.amqp_url)]
 
     def __repr__(self) -> str:
         return (
@@ -59,7 +57,3 @@ class GatewaySettings:
             f"publish_confirm_timeout={self.publish_confirm_timeout}, "
             f"retry_after_seconds={self.retry_after_seconds})"
         )
-
-
-def _password(url: str) -> str | None:
-    return urlsplit(url).password

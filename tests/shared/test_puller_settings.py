@@ -44,6 +44,11 @@ def test_a_pod_name_makes_the_instance_readable():
     assert s.instance.startswith("puller-0-")
 
 
+def test_log_secrets_include_a_percent_encoded_password_decoded():
+    s = Example.from_env(Env({**BASE, "AMQP_URL": "amqp://g:mq%2Fp%40ss@h/"}))
+    assert {"tok-secret", "dbpass", "mq%2Fp%40ss", "mq/p@ss"} == set(s.secrets())
+
+
 def test_the_repr_names_the_class_and_hides_secrets():
     s = Example.from_env(Env(BASE))
     text = repr(s)

@@ -1,7 +1,7 @@
 import pytest
 
 from shared.errors import ConfigError
-from shared.settings import CommonSettings, Env, redact_url
+from shared.settings import CommonSettings, Env, redact_url, url_secrets
 
 BASE = {
     "DATABASE_URL": "postgresql://u:hunter2secret@db:5432/app",
@@ -30,6 +30,19 @@ def test_legacy_db_variables_build_a_url_with_escaped_password():
     env |= {"DB_HOST": "pg", "DB_NAME": "turn", "DB_USER": "app", "DB_PASSWORD": "p@ss/word"}
     settings = CommonSettings.from_env(Env(env))
     assert settings.database_url == "postgresql://app:p%40ss%2Fword@pg:5432/turn"
+
+
+def test_url_secrets_are_the_passwords_as_written_and_as_meant():
+    env = {k: v for k, v in BASE.items() if k != "DATABASE_URL"}
+    env |= {"DB_HOST": "pg", "DB_NAME": "turn", "DB_USER": "app", "DB_PASSWORD": 'pa"ss/w@rd'}
+    settings = CommonSettings.from_env(Env(env))
+    # A library error may quote the password either way; both must be scrubbed.
+    assert url_secrets(settings.database_url, settings.amqp_url) == [
+        "pa%22ss%2Fw%40rd",
+        'pa"ss/w@rd',
+        "rabbitpass",
+    ]
+    assert url_secrets("amqp://guest@mq/", "postgresql://db/app", "") == []
 
 
 def test_legacy_db_variables_name_the_missing_one():

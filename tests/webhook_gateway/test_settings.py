@@ -64,3 +64,8 @@ def test_repr_and_log_secrets():
     assert "first-secret" not in repr(settings)
     assert "amqp-pass-123" not in repr(settings)
     assert set(settings.secrets()) == {"first-secret", "second-secret", "amqp-pass-123"}
+
+
+def test_log_secrets_include_a_percent_encoded_password_decoded():
+    settings = build(AMQP_URL="amqp://user:amqp%22pass%5C@rabbit:5672/")
+    assert {"amqp%22pass%5C", 'amqp"pass\\'} <= set(settings.secrets())
