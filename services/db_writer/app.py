@@ -4,11 +4,8 @@ Flow: the three work queues' deliveries go into the Batcher; one flush loop take
 explodes its bodies into events, stores them in one transaction (store.py) and only then
 settles the deliveries: refused items are dead-lettered (published with their reason, then
 acked), the rest acked. While PostgreSQL is away nothing is acked; the same batch is retried
-with bounded exponential backoff, so the writer resumes by itself.
-
-Acks name delivery tags of the channel that delivered them. After a broker reconnect those
-tags mean nothing (the broker redelivers the messages on the new channel), so deliveries of a
-closed channel are skipped, never acked on the new one.
+with bounded exponential backoff, so the writer resumes by itself. Which tags may be acked
+together, and why a dead channel's never are, is acks.py.
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import signal
 import time
 from collections.abc import Sequence
@@ -25,10 +21,10 @@ from datetime import UTC, datetime
 
 import aio_pika
 import aio_pika.abc
-import aiormq.abc
 import asyncpg
 
 from services.db_writer import metrics
+from services.db_writer.acks import Acks, Delivery
 from services.db_writer.batcher import Batcher
 from services.db_writer.explode import Event, explode
 from services.db_writer.settings import WriterSettings
@@ -42,12 +38,6 @@ from shared.probes import ProbeServer
 log = logging.getLogger("db_writer")
 
 CLOSE_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *CONNECTION_ERRORS)
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    message: aio_pika.abc.AbstractIncomingMessage
-    channel: aiormq.abc.AbstractChannel  # the channel whose delivery tag this is
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +57,11 @@ class Writer:
             common.amqp_url, self.topology, name="db_writer.dead_letters"
         )
         self.probes = ProbeServer(self.ready, settings.host, settings.port)
-        self.acked = 0  # deliveries settled by ack since start (dead letters included)
+        self.acks = Acks()
         self._pool: asyncpg.Pool | None = None
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._consumers: list[tuple[aio_pika.abc.AbstractQueue, str]] = []
-        # Per delivering channel: tags received and not yet settled (for safe multiple acks).
-        self._unsettled: dict[int, tuple[aiormq.abc.AbstractChannel, set[int]]] = {}
         self._db_ok = False
         self._writes_failing = False
         self._stopping = asyncio.Event()
@@ -128,6 +116,11 @@ class Writer:
                 self._pool.terminate()
         await self.probes.stop()
         log.info("writer stopped", extra={"left_unacked": len(left), "acked": self.acked})
+
+    @property
+    def acked(self) -> int:
+        """Deliveries settled by ack since start (dead letters included)."""
+        return self.acks.acked
 
     def ready(self) -> dict[str, bool]:
         # A database that answers pings but refuses writes (read-only, disk full) is not ready.
@@ -209,13 +202,7 @@ class Writer:
                 delay = min(delay * 2, self.settings.backoff_max)
 
     async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        channel = message.channel
-        entry = self._unsettled.get(id(channel))
-        if entry is None or entry[0] is not channel:
-            entry = self._unsettled[id(channel)] = (channel, set())
-        assert message.delivery_tag is not None
-        entry[1].add(message.delivery_tag)
-        self.batcher.add(Delivery(message, channel))
+        self.batcher.add(self.acks.received(message))
 
     # --- batches ---------------------------------------------------------------------------
 
@@ -232,7 +219,7 @@ class Writer:
                 log.exception("batch failed unexpectedly; requeueing it")
                 for delivery in batch:
                     if not delivery.channel.is_closed:
-                        await self._settle_one(delivery, requeue=True)
+                        await self.acks.settle_one(delivery, requeue=True)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         self._stopping.wait(), timeout=self.settings.backoff_initial
@@ -242,7 +229,7 @@ class Writer:
         started = time.perf_counter()
         # A closed channel's deliveries are being redelivered on the new one already.
         live = [d for d in batch if not d.channel.is_closed]
-        self._forget_closed_channels()
+        self.acks.forget_closed_channels()
         now = datetime.now(UTC)
         poison: list[Poison] = []
         events: list[Event] = []
@@ -276,7 +263,7 @@ class Writer:
                     metrics.ROWS.labels(table, outcome).inc(count)
         bad = {id(p.delivery) for p in poison}
         await self._dead_letter(poison)
-        await self._ack([d for d in live if id(d) not in bad])
+        await self.acks.ack([d for d in live if id(d) not in bad])
         metrics.BATCH_DELIVERIES.observe(len(batch))
         metrics.BATCH_EVENTS.observe(len(unique))
         metrics.FLUSH_SECONDS.observe(time.perf_counter() - started)
@@ -342,71 +329,11 @@ class Writer:
                 # queue's delivery limit the broker dead-letters it itself).
                 metrics.DEAD_LETTER_FAILURES.inc()
                 log.warning("dead letter not published; requeueing", extra={"error": str(exc)})
-                await self._settle_one(item.delivery, requeue=True)
+                await self.acks.settle_one(item.delivery, requeue=True)
                 continue
             metrics.DEAD_LETTERED.labels(item.category).inc()
-            if await self._settle_one(item.delivery, requeue=None):
+            if await self.acks.settle_one(item.delivery, requeue=None):
                 metrics.DELIVERIES.labels("dead_lettered").inc()
-
-    async def _settle_one(self, delivery: Delivery, *, requeue: bool | None) -> bool:
-        """Ack (requeue=None) or reject one delivery; False when its channel is gone."""
-        tags = self._tags_of(delivery.channel)
-        try:
-            if requeue is None:
-                await delivery.message.ack()
-                self.acked += 1
-            else:
-                await delivery.message.nack(requeue=requeue)
-                metrics.DELIVERIES.labels("requeued").inc()
-        except broker.BROKER_ERRORS as exc:
-            log.warning("could not settle a delivery", extra={"error": repr(exc)})
-            return False
-        finally:
-            if tags is not None and delivery.message.delivery_tag is not None:
-                tags.discard(delivery.message.delivery_tag)
-        return True
-
-    async def _ack(self, deliveries: Sequence[Delivery]) -> None:
-        by_channel: dict[int, list[Delivery]] = {}
-        for delivery in deliveries:
-            by_channel.setdefault(id(delivery.channel), []).append(delivery)
-        for group in by_channel.values():
-            await self._ack_channel(group)
-
-    async def _ack_channel(self, group: list[Delivery]) -> None:
-        channel = group[0].channel
-        tags = self._tags_of(channel)
-        if tags is None or channel.is_closed:
-            return
-        group.sort(key=lambda d: d.message.delivery_tag or 0)
-        mine = {d.message.delivery_tag for d in group}
-        # One multiple-ack covers every tag up to it, so it may only reach up to the first
-        # unsettled tag that is not ours (a delivery of the next batch, a requeue pending).
-        first_other = min((t for t in tags if t not in mine), default=math.inf)
-        covered = [d for d in group if (d.message.delivery_tag or 0) < first_other]
-        rest = group[len(covered) :]
-        try:
-            if covered:
-                await covered[-1].message.ack(multiple=len(covered) > 1)
-            for delivery in rest:
-                await delivery.message.ack()
-        except broker.BROKER_ERRORS as exc:
-            # The channel died under us: the broker redelivers what it did not get acks for.
-            log.warning("acks lost with the channel", extra={"error": repr(exc)})
-            return
-        finally:
-            tags.difference_update(mine)
-        self.acked += len(group)
-        metrics.DELIVERIES.labels("acked").inc(len(group))
-
-    def _tags_of(self, channel: aiormq.abc.AbstractChannel) -> set[int] | None:
-        entry = self._unsettled.get(id(channel))
-        return entry[1] if entry is not None and entry[0] is channel else None
-
-    def _forget_closed_channels(self) -> None:
-        for key, (channel, _) in list(self._unsettled.items()):
-            if channel.is_closed:
-                del self._unsettled[key]
 
 
 async def run(settings: WriterSettings) -> None:
