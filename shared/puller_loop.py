@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -78,9 +79,30 @@ class PullerLoop:
             return self._start_from
         return self._clock() - timedelta(seconds=self._start_lookback)
 
+    async def run(self, stop: asyncio.Event) -> None:
+        """Pull until `stop` is set: the subclass's own."""
+        raise NotImplementedError
+
+    async def pull(self, stop: asyncio.Event) -> None:
+        """`run`, for as long as this replica holds the lease (the LeaseKeeper's work).
+
+        Once it ends (stopped and released, cancelled on a lost lease, failed) this replica
+        stops reporting a checkpoint and lag: its last figures would otherwise stay exported
+        beside the new holder's, and max(lag) would alert on a standby's stale value.
+        """
+        try:
+            await self.run(stop)
+        finally:
+            self.forget()
+
     def observe(self, checkpoint: datetime) -> None:
         self._metrics.checkpoint.set(checkpoint.timestamp())
         self._metrics.lag.set(max(0.0, (self._clock() - checkpoint).total_seconds()))
+
+    def forget(self) -> None:
+        """No checkpoint and lag to report (NaN: PromQL's max() takes any other value first)."""
+        self._metrics.checkpoint.set(math.nan)
+        self._metrics.lag.set(math.nan)
 
     async def start_checkpoint(self) -> datetime:
         """The checkpoint, created at the start point when there is none; observed."""

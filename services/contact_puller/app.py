@@ -49,7 +49,7 @@ def build(settings: ContactSettings, parts: Parts) -> Loop:
         Backfills(parts.pool, number, STREAM),
         lease=parts.fence,
     )
-    return puller.run
+    return puller.pull
 
 
 async def run(settings: ContactSettings, stop: asyncio.Event | None = None) -> None:

@@ -61,7 +61,7 @@ def build(settings: PullerSettings, parts: Parts) -> Loop:
         Backfills(parts.pool, number, STREAM),
         lease=parts.fence,
     )
-    return puller.run
+    return puller.pull
 
 
 async def run(settings: PullerSettings, stop: asyncio.Event | None = None) -> None:

@@ -1,4 +1,5 @@
 import asyncio
+import math
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -7,10 +8,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from shared.checkpoint import Checkpoint
 from shared.errors import RetryableError
+from shared.lease import Lease, LeaseKeeper
 from shared.puller_loop import MAX_BACKOFF, LoopMetrics, PullerLoop
 from shared.puller_settings import PullerSettingsBase
 from shared.settings import CommonSettings
 from shared.turn_client import TurnForbidden
+from tests.waiting import eventually
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 COMMON = CommonSettings("postgresql://h/db", "amqp://h/", "n1", "INFO", "turnio")
@@ -60,3 +63,52 @@ async def test_refusals_keep_the_backoff_and_retryable_failures_double_it(pool):
     assert await loop.recover(RetryableError("away"), stop, 50.0) == MAX_BACKOFF
     assert m.errors.labels("rejected")._value.get() == 1
     assert m.errors.labels("RetryableError")._value.get() == 2
+
+
+class Holding(PullerLoop):
+    """Observes a checkpoint an hour old, then pulls nothing until stopped."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.current_checkpoint()
+        await stop.wait()
+
+
+async def _held(keeper: LeaseKeeper) -> bool:
+    return keeper.held
+
+
+@pytest.mark.parametrize("how", ["lost", "released"])
+async def test_a_replica_without_the_lease_reports_no_lag(pool, how):
+    registry = CollectorRegistry()
+    m = LoopMetrics(
+        checkpoint=Gauge("checkpoint", "-", registry=registry),
+        lag=Gauge("lag", "-", registry=registry),
+        errors=Counter("errors", "-", ["category"], registry=registry),
+    )
+    s = PullerSettingsBase(COMMON, "token", start_lookback=3600)
+    loop = Holding(s, Checkpoint(pool, "n1", "messages"), m, lease=None, clock=lambda: T0)
+    lease = Lease(pool, "n1:messages", "a", ttl=1.0)
+    keeper = LeaseKeeper(lease)
+    stop = asyncio.Event()
+    task = asyncio.create_task(keeper.run(lambda: loop.pull(stop), stop))
+    try:
+        await eventually(
+            lambda: asyncio.sleep(0, registry.get_sample_value("lag")),
+            until=lambda lag: lag == 3600,
+            timeout=5,
+            what="the holder's lag",
+        )
+        assert registry.get_sample_value("checkpoint") == (T0 - timedelta(hours=1)).timestamp()
+        if how == "lost":
+            await pool.execute("UPDATE leases SET holder = 'thief' WHERE name = $1", lease.name)
+            await eventually(lambda: _held(keeper), until=lambda held: not held, what="lost")
+        else:
+            stop.set()
+            await asyncio.wait_for(task, timeout=5)
+        # max(lag) over the replicas must be the holder's: this one reports no figure at all.
+        assert math.isnan(registry.get_sample_value("lag") or 0.0)
+        assert math.isnan(registry.get_sample_value("checkpoint") or 0.0)
+    finally:
+        stop.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
