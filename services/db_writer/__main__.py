@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-from urllib.parse import urlsplit
 
 from services.db_writer.app import run
 from services.db_writer.settings import WriterSettings
 from shared import logs
-from shared.settings import configure_or_exit
+from shared.settings import configure_or_exit, url_secrets
 
 
 def main() -> None:
     settings = configure_or_exit(WriterSettings.from_env, os.environ)
     common = settings.common
-    passwords = [urlsplit(url).password or "" for url in (common.database_url, common.amqp_url)]
-    logs.setup(common.log_level, secrets=passwords)
+    logs.setup(common.log_level, secrets=url_secrets(common.database_url, common.amqp_url))
     asyncio.run(run(settings))
 
 
