@@ -34,3 +34,22 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 4) -> asyn
     )
     assert pool is not None
     return pool
+
+
+async def database_answers(url: str, within: float) -> bool:
+    """A readiness ping on a connection of its own; False for any way PostgreSQL fails it.
+
+    Not through the service's pool: a ping timing out inside pool.acquire() can strand pool
+    slots, and the pool then hangs the next piece of work instead of failing it.
+    """
+    try:
+        conn = await asyncpg.connect(url, timeout=within)
+    except (*CONNECTION_ERRORS, asyncpg.PostgresError):
+        return False
+    try:
+        await conn.fetchval("SELECT 1", timeout=within)
+        return True
+    except (*CONNECTION_ERRORS, asyncpg.PostgresError):
+        return False
+    finally:
+        conn.terminate()

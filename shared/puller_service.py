@@ -28,7 +28,7 @@ from prometheus_client import Counter, Gauge
 
 from shared import logs
 from shared.broker import Publisher, Topology
-from shared.database import CONNECTION_ERRORS, create_pool
+from shared.database import CONNECTION_ERRORS, create_pool, database_answers
 from shared.lease import Lease, LeaseKeeper, lease_name
 from shared.probes import ProbeServer
 from shared.puller_settings import PullerSettingsBase
@@ -84,13 +84,9 @@ class Health:
     def ready(self) -> dict[str, bool]:
         return {"database": self.database, "broker": self.publisher.connected}
 
-    async def watch_database(self, pool: asyncpg.Pool) -> None:
+    async def watch_database(self, url: str) -> None:
         while True:
-            try:
-                await pool.fetchval("SELECT 1", timeout=DB_CHECK_EVERY)
-                self.database = True
-            except CONNECTION_ERRORS:
-                self.database = False
+            self.database = await database_answers(url, within=DB_CHECK_EVERY)
             await asyncio.sleep(DB_CHECK_EVERY)
 
 
@@ -157,7 +153,9 @@ async def run_puller(
         await probes.stop()
         await publisher.close()
         return
-    watcher = asyncio.create_task(health.watch_database(pool), name="db-watch")
+    watcher = asyncio.create_task(
+        health.watch_database(settings.common.database_url), name="db-watch"
+    )
     budget = RateBudget(
         pool, number, stream, settings.budget_policy(), on_wait=metrics.budget_wait.inc
     )

@@ -29,9 +29,8 @@ from services.db_writer.batcher import Batcher
 from services.db_writer.explode import Event, explode
 from services.db_writer.settings import WriterSettings
 from services.db_writer.store import EventId, Result, dedupe, identity, store
-from services.db_writer.store import database_answers as _database_answers
 from shared import broker
-from shared.database import CONNECTION_ERRORS, create_pool
+from shared.database import CONNECTION_ERRORS, create_pool, database_answers
 from shared.errors import BrokerUnavailable, DatabaseUnavailable, InvalidPayload
 from shared.probes import ProbeServer
 
@@ -160,7 +159,7 @@ class Writer:
         while True:
             await asyncio.sleep(interval)
             if self._pool is not None:
-                self._set_database(await _database_answers(url, within=max(interval, 1.0)))
+                self._set_database(await database_answers(url, within=max(interval, 1.0)))
 
     def _set_database(self, up: bool) -> None:
         if up != self._db_ok:

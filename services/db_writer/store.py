@@ -348,22 +348,3 @@ def _refused(event: Event, exc: BaseException) -> Refused:
         f"PostgreSQL refused {event.event_type.value} {event.key}: {detail}{exc}",
         category,
     )
-
-
-async def database_answers(url: str, within: float) -> bool:
-    """A readiness ping on a connection of its own.
-
-    Not through the batch pool: a ping timing out inside pool.acquire() can strand pool slots,
-    and the pool then hangs the next batch instead of failing it.
-    """
-    try:
-        conn = await asyncpg.connect(url, timeout=within)
-    except CONNECTION_ERRORS:
-        return False
-    try:
-        await conn.fetchval("SELECT 1", timeout=within)
-        return True
-    except CONNECTION_ERRORS:
-        return False
-    finally:
-        conn.terminate()

@@ -38,7 +38,7 @@ async def test_ready_reports_the_database_and_the_broker(database_url, amqp_url)
     assert pool is not None
     health = Health(publisher)
     assert health.ready() == {"database": False, "broker": True}
-    watcher = asyncio.create_task(health.watch_database(pool))
+    watcher = asyncio.create_task(health.watch_database(database_url))
     try:
 
         async def ready() -> dict[str, bool]:
