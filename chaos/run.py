@@ -172,10 +172,14 @@ async def _measure(system: System, truth: Truth, *, drain_dead: bool) -> Ledger:
 
 async def _until_queues_empty(system: System, truth: Truth, patience: float = 30) -> None:
     deadline = time.monotonic() + patience
+    queued = -1
     while time.monotonic() < deadline:
-        if (await _measure(system, truth, drain_dead=False)).queued == 0:
+        queued = (await _measure(system, truth, drain_dead=False)).queued
+        if queued == 0:
             return
         await asyncio.sleep(0.5)
+    # The ledger that follows counts what did not get stored as lost; say why here.
+    print(f"queues not empty after {patience:.0f} s ({queued} waiting) when the writers stopped")
 
 
 async def drain(system: System, truth: Truth, patience: float) -> float | None:

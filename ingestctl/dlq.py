@@ -166,6 +166,7 @@ async def replay(
 ) -> ReplayResult:
     """Republish the selected dead letters (all when `ids` is None) to the main exchange."""
     wanted = None if ids is None else set(ids)
+    left = set(wanted or ())  # selected and not replayed yet: stop once it is empty
     result = ReplayResult([], [], [])
     publisher = Publisher(
         amqp_url, topology, confirm_timeout=confirm_timeout, name="ingestctl-dlq-replay"
@@ -188,7 +189,8 @@ async def replay(
                 )
                 await message.ack()
                 result.replayed.append(letter.delivery_id)
-                if wanted is not None and wanted <= set(result.replayed):
+                left.discard(letter.delivery_id)
+                if wanted is not None and not left:
                     break
         finally:
             await publisher.close()
