@@ -7,10 +7,11 @@ progress and the checkpoint are measured in; `inserted_at` stands in when it is 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from shared.events import contact_key
+from shared.timestamps import iso_time
 
 
 def contact_id(item: Any) -> str | None:
@@ -21,18 +22,8 @@ def contact_id(item: Any) -> str | None:
     return contact_key(value)
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def contact_time(item: Any) -> datetime | None:
     """`updated_at`, else `inserted_at`; None when neither is a readable time."""
     if not isinstance(item, dict):
         return None
-    return _time(item.get("updated_at")) or _time(item.get("inserted_at"))
+    return iso_time(item.get("updated_at")) or iso_time(item.get("inserted_at"))

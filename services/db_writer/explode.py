@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -27,6 +27,7 @@ from shared.events import (
     message_key,
     status_key,
 )
+from shared.timestamps import epoch_time, iso_time
 
 ENVELOPE_KEYS = frozenset({"messages", "statuses", "contacts", "errors"})
 
@@ -336,27 +337,6 @@ def _text_of(item: dict[str, Any], message_type: str | None) -> str | None:
         if text is not None:
             return text
     return None
-
-
-def epoch_time(value: Any) -> datetime | None:
-    """WhatsApp timestamps: Unix epoch seconds, usually as a string."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    try:
-        return datetime.fromtimestamp(float(value), UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
-
-
-def iso_time(value: Any) -> datetime | None:
-    """Turn's `_vnd` and export times: ISO-8601, UTC when no offset is given."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _json(value: Any) -> str:

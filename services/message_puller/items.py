@@ -6,8 +6,10 @@ Two shapes share a page (turn-api.md §3.4): an inbound container
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from shared.timestamps import epoch_time
 
 
 def message_of(item: Any) -> dict[str, Any] | None:
@@ -29,11 +31,4 @@ def message_id(item: Any) -> str | None:
 def message_time(item: Any) -> datetime | None:
     """The message `timestamp` (epoch seconds, a string), the field export windows filter on."""
     message = message_of(item)
-    if message is None:
-        return None
-    try:
-        return datetime.fromtimestamp(int(message["timestamp"]), UTC)
-    # OSError: out of the platform's range (EOVERFLOW); left to rise, it would pass for a lost
-    # database (shared.database.CONNECTION_ERRORS) and the same window would be re-read forever.
-    except (KeyError, TypeError, ValueError, OverflowError, OSError):
-        return None
+    return epoch_time(message.get("timestamp")) if message is not None else None

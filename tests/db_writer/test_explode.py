@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from services.db_writer.explode import Event, epoch_time, explode, iso_time
+from services.db_writer.explode import Event, explode
 from shared import broker
 from shared.errors import InvalidPayload
 from shared.events import EventType, contact_profile_key, content_hash
@@ -213,17 +213,6 @@ def test_a_nul_character_survives_explode_for_the_database_to_refuse():
     [event] = webhook(b'{"messages":[{"id":"m","type":"text","text":{"body":"a\\u0000b"}}]}')
     assert event.message is not None and event.message.body == "a\x00b"
     assert "\\u0000" in event.payload
-
-
-def test_timestamps():
-    assert epoch_time("1735732800") == datetime(2025, 1, 1, 12, tzinfo=UTC)
-    assert epoch_time(1735732800) == datetime(2025, 1, 1, 12, tzinfo=UTC)
-    assert epoch_time("not a time") is None
-    assert epoch_time("1e30") is None
-    assert epoch_time(None) is None and epoch_time(True) is None
-    assert iso_time("2025-01-01T12:05:41.000000Z") == datetime(2025, 1, 1, 12, 5, 41, tzinfo=UTC)
-    assert iso_time("2025-01-01T12:05:41") == datetime(2025, 1, 1, 12, 5, 41, tzinfo=UTC)
-    assert iso_time("yesterday") is None and iso_time(None) is None
 
 
 def test_received_at_comes_from_the_header_else_now():
