@@ -34,7 +34,7 @@ test-fast: install
 	@$(SERVICE_ENV); $(call PYTEST,-m 'not slow' $(PYTEST_ARGS))
 
 demo: install
-	@$(SERVICE_ENV); $(PY) -m demo
+	@$(SERVICE_ENV); $(PY) -m demo $(DEMO_ARGS)
 
 bench: install
 	@$(SERVICE_ENV); $(PY) -m benchmarks
