@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +31,7 @@ import httpx
 from benchmarks.environment import fresh_database, fresh_vhost
 from benchmarks.figures import Figure, record
 from tests.processes import ServiceProcess
+from tests.waiting import eventually
 from turnsim.config import SimConfig
 from turnsim.dataset import Dataset, DatasetSpec
 from turnsim.server import running
@@ -133,15 +134,6 @@ async def message_lag(database_url: str) -> AsyncIterator[list[float]]:
             await task
 
 
-async def wait_for(what: str, probe: Callable[[], Awaitable[bool]], deadline: float) -> None:
-    while True:
-        if await probe():
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what}: not reached within {TIMEOUT:.0f} s")
-        await asyncio.sleep(0.2)
-
-
 async def backfill(sim: Simulator, base_url: str, *, beside_messages: bool) -> Run:
     newest = max(
         datetime.fromisoformat(v.replace("Z", "+00:00"))
@@ -183,7 +175,12 @@ async def backfill(sim: Simulator, base_url: str, *, beside_messages: bool) -> R
                     )
                     return bool(lag)
 
-                await wait_for("message puller caught up", messages_caught_up, deadline)
+                await eventually(
+                    messages_caught_up,
+                    timeout=deadline - time.monotonic(),
+                    interval=0.2,
+                    what="message puller caught up",
+                )
             async with message_lag(database_url) as lags:
                 before = len(sim.request_log())
                 before_429 = sim.stats().rate_limited
@@ -198,7 +195,12 @@ async def backfill(sim: Simulator, base_url: str, *, beside_messages: bool) -> R
                     )
                     return isinstance(value, datetime) and value >= newest
 
-                await wait_for("contact back-fill", contacts_done, deadline)
+                await eventually(
+                    contacts_done,
+                    timeout=deadline - time.monotonic(),
+                    interval=0.2,
+                    what="contact back-fill",
+                )
                 seconds = time.monotonic() - started
                 items = await published(contacts.url)
                 log = [e for e in sim.request_log()[before:] if e.monotonic >= started]
